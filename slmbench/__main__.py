@@ -1,0 +1,5 @@
+import sys
+
+from slmbench.cli import main
+
+sys.exit(main())

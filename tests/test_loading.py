@@ -1,0 +1,52 @@
+import json
+
+import pytest
+from peft import LoraConfig, get_peft_model
+
+from slmbench.errors import AdapterError
+from slmbench.generation import DecodingConfig, generate
+from slmbench.loading import load_model
+
+
+def save_adapter(base_name, directory, targets=("q_proj", "v_proj"), recorded_base="same"):
+    """Write a freshly initialised (non-zero) LoRA adapter for a tiny model."""
+    loaded = load_model(base_name, dtype="float32")
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=list(targets), init_lora_weights=False)
+    peft_model = get_peft_model(loaded.model, config)
+    peft_model.peft_config["default"].base_model_name_or_path = base_name if recorded_base == "same" else recorded_base
+    peft_model.save_pretrained(directory)
+    return directory
+
+
+def test_adapter_applies_and_changes_label_hash_and_outputs(tmp_path):
+    adapter = save_adapter("tiny-random-llama", tmp_path / "adapter")
+    base = load_model("tiny-random-llama", dtype="float32")
+    adapted = load_model("tiny-random-llama", dtype="float32", adapter=adapter)
+    assert adapted.label == "tiny-random-llama+adapter" and adapted.adapter_hash
+    decoding = DecodingConfig(max_new_tokens=8)
+    assert generate(adapted, ["hello"], decoding).completions[0].text != generate(base, ["hello"], decoding).completions[0].text
+
+
+def test_directory_that_is_not_an_adapter(tmp_path):
+    (tmp_path / "weights.txt").write_text("nothing")
+    with pytest.raises(AdapterError, match="is not a PEFT adapter: no adapter_config.json"):
+        load_model("tiny-random-llama", adapter=tmp_path)
+
+
+def test_adapter_recorded_for_another_base(tmp_path):
+    adapter = save_adapter("tiny-random-llama", tmp_path / "adapter")
+    with pytest.raises(AdapterError, match="trained on base model 'tiny-random-llama', not on tiny-random-mistral"):
+        load_model("tiny-random-mistral", adapter=adapter)
+
+
+def test_adapter_trained_on_another_checkpoint_by_hash(tmp_path):
+    adapter = save_adapter("tiny-random-llama", tmp_path / "adapter")
+    (adapter / "training_config.json").write_text(json.dumps({"base_weights_hash": "sha256:0123"}))
+    with pytest.raises(AdapterError, match="trained on another base checkpoint"):
+        load_model("tiny-random-llama", adapter=adapter)
+
+
+def test_adapter_whose_modules_do_not_exist_in_the_base(tmp_path):
+    adapter = save_adapter("tiny-random-phi3", tmp_path / "adapter", targets=("qkv_proj",), recorded_base=None)
+    with pytest.raises(AdapterError, match="does not fit tiny-random-llama"):
+        load_model("tiny-random-llama", adapter=adapter)
