@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jsonschema
 
@@ -94,9 +94,20 @@ class Task:
 
 def load_samples(path: Path, schema: dict | None) -> list[Sample]:
     """Read a JSON Lines split; any malformed line fails with ``file:line: field: reason``."""
+    samples, seen = [], set()
+    for where, row in iter_jsonl(path):
+        samples.append(_sample_from_row(row, where, schema))
+        if samples[-1].id in seen:
+            raise DatasetError(f"{where}: field 'id': duplicate id {samples[-1].id!r}")
+        seen.add(samples[-1].id)
+    return samples
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    """Yield ``("file:line", object)`` for each non-blank line; malformed lines raise DatasetError."""
+    path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such data file")
-    samples, seen = [], set()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -105,16 +116,12 @@ def load_samples(path: Path, schema: dict | None) -> list[Sample]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise DatasetError(f"{where}: line is not valid JSON: {error.msg}") from None
-        samples.append(_sample_from_row(row, where, schema))
-        if samples[-1].id in seen:
-            raise DatasetError(f"{where}: field 'id': duplicate id {samples[-1].id!r}")
-        seen.add(samples[-1].id)
-    return samples
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}: line is {type(row).__name__}, expected a JSON object")
+        yield where, row
 
 
-def _sample_from_row(row: Any, where: str, schema: dict | None) -> Sample:
-    if not isinstance(row, dict):
-        raise DatasetError(f"{where}: line is {type(row).__name__}, expected a JSON object")
+def _sample_from_row(row: dict, where: str, schema: dict | None) -> Sample:
     for key in ("id", "input", "target"):
         if key not in row:
             raise DatasetError(f"{where}: field '{key}': missing")

@@ -7,11 +7,10 @@ which training data a generated description echoes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from slmbench.errors import DatasetError
-from tasks.core import Sample, SampleScore, Task
+from tasks.core import Sample, SampleScore, Task, iter_jsonl
 from tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, rouge_f
 from tasks.retrieval import nearest_training_examples
 
@@ -36,18 +35,8 @@ def from_amazon_titles(path: str | Path, prefix: str = "amazon") -> list[Sample]
 
     Lines whose ``content`` is empty are rejected with their line number, never dropped silently.
     """
-    path = Path(path)
     samples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{where}: line is not valid JSON: {error.msg}") from None
-        if not isinstance(row, dict):
-            raise DatasetError(f"{where}: line is {type(row).__name__}, expected a JSON object")
+    for where, row in iter_jsonl(Path(path)):
         for field in ("uid", "title", "content"):
             if field not in row:
                 raise DatasetError(f"{where}: field '{field}': missing")
