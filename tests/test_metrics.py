@@ -140,3 +140,16 @@ def test_recipe_levels_are_separate():
     wrong_title = task.judge(json.dumps({**sample.target, "title": "Something Else Entirely"}), sample)
     assert wrong_title.stats["l2_schema"] == 1 and wrong_title.stats["l3_semantic"] == 0
     assert "title" in wrong_title.explanation
+
+
+def test_iris_confusion_matrix_by_hand():
+    from tasks.iris import confusion_matrix
+    from tasks.scoring import score_outputs
+
+    task = TASKS["iris"]
+    samples = [s for s in task.samples("test") if s.target["species"] == "setosa"][:2] + \
+              [s for s in task.samples("test") if s.target["species"] == "virginica"][:1]
+    outputs = ['{"species": "setosa"}', "no idea", '{"species": "versicolor"}']
+    report = confusion_matrix(score_outputs(task, outputs, samples, resamples=0))
+    assert report["labels"] == ["setosa", "versicolor", "virginica", "invalid"]
+    assert report["matrix"] == [[1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
