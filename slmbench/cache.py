@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 from slmbench.atomic import write_text_atomic
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
+@lru_cache(maxsize=None)  # read once per process, not once per prompt
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
