@@ -58,7 +58,8 @@ class Task:
         prompt: builds the user prompt from a sample; shared by bench and training.
         schema: JSON Schema of the output for JSON tasks; None for free-text tasks.
         judge: scores one raw model output against one sample; never raises on model output.
-        metrics: metric name -> aggregate over the judge's stats.
+        metrics: metric name -> aggregate over the judge's stats. JSON tasks must report
+            ``json_valid`` and ``schema_valid`` (the bench's JSON and schema tests read them).
         thresholds: metric name -> minimum a model is expected to reach by default.
         max_new_tokens: generation budget for one output.
     """

@@ -66,7 +66,7 @@ def title_score(predicted: object, reference: str) -> float:
 
 
 def judge(output: str, sample: Sample) -> SampleScore:
-    """L1 / L2 / L3 and the continuous components behind L3.
+    """L1 (``json_valid``) / L2 (``schema_valid``) / L3 (``l3_semantic``) and the components behind L3.
 
     L3 (semantically correct) holds when the output conforms to the schema, the title matches
     (normalised, or fuzzy ratio >= 0.8), ingredient-set F1 >= 0.8 and the directions' ROUGE-L >= 0.6.
@@ -77,7 +77,7 @@ def judge(output: str, sample: Sample) -> SampleScore:
     directions = value.get("directions") if isinstance(value.get("directions"), list) else []
     directions_text = "\n".join(d for d in directions if isinstance(d, str))
     stats = {
-        "l1_json": float(json_valid), "l2_schema": float(schema_valid),
+        "json_valid": float(json_valid), "schema_valid": float(schema_valid),  # L1, L2
         "title": title_score(value.get("title"), sample.target["title"]),
         "ingredient_f1": ingredient_f1(ingredients, sample.target["ingredients"]),
         "directions_rougeL": rouge_f(directions_text, "\n".join(sample.target["directions"]), ("rougeL",))["rougeL"]
@@ -167,14 +167,15 @@ def from_recipenlg_csv(path: str | Path) -> list[Sample]:
 
 TASK = Task(
     name="recipes",
-    version="1",
+    version="2",
     prompt=prompt,
     schema=SCHEMA,
     judge=judge,
     metrics={
-        "l1_json": mean_of("l1_json"), "l2_schema": mean_of("l2_schema"), "l3_semantic": mean_of("l3_semantic"),
+        "json_valid": mean_of("json_valid"), "schema_valid": mean_of("schema_valid"),  # L1, L2
+        "l3_semantic": mean_of("l3_semantic"),
         "title": mean_of("title"), "ingredient_f1": mean_of("ingredient_f1"), "directions_rougeL": mean_of("directions_rougeL"),
     },
-    thresholds={"l1_json": 0.9, "l2_schema": 0.8, "l3_semantic": 0.5},
+    thresholds={"json_valid": 0.9, "schema_valid": 0.8, "l3_semantic": 0.5},
     max_new_tokens=384,
 )

@@ -134,11 +134,11 @@ def test_recipe_levels_are_separate():
     task = TASKS["recipes"]
     sample = task.samples("test")[0]
     wrong_shape = task.judge('{"title": "x", "ingredients": "flour", "directions": []}', sample)
-    assert (wrong_shape.stats["l1_json"], wrong_shape.stats["l2_schema"], wrong_shape.stats["l3_semantic"]) == (1, 0, 0)
+    assert (wrong_shape.stats["json_valid"], wrong_shape.stats["schema_valid"], wrong_shape.stats["l3_semantic"]) == (1, 0, 0)
     perfect = task.judge(task.completion(sample), sample)
     assert perfect.stats["l3_semantic"] == 1 and perfect.explanation == "correct"
     wrong_title = task.judge(json.dumps({**sample.target, "title": "Something Else Entirely"}), sample)
-    assert wrong_title.stats["l2_schema"] == 1 and wrong_title.stats["l3_semantic"] == 0
+    assert wrong_title.stats["schema_valid"] == 1 and wrong_title.stats["l3_semantic"] == 0
     assert "title" in wrong_title.explanation
 
 

@@ -89,3 +89,11 @@ def test_prompts_come_from_the_task_and_contain_the_input():
         assert isinstance(text, str) and len(text) > 20
         if isinstance(sample.input, str):
             assert sample.input in text
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_json_tasks_report_json_and_schema_validity_with_thresholds(name):
+    task = TASKS[name]
+    if task.is_json:
+        assert {"json_valid", "schema_valid"} <= set(task.metrics)
+    assert set(task.thresholds) <= set(task.metrics)
