@@ -23,7 +23,7 @@ FORMAT = 1
 
 
 @lru_cache(maxsize=None)  # read once per process, not once per prompt
-def _version(package: str) -> str:
+def library_version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -40,7 +40,7 @@ def generation_key(loaded, rendered_prompt: str, decoding) -> str:
         "device": str(next(loaded.model.parameters()).device.type),
         "prompt": rendered_prompt,
         "decoding": asdict(decoding),
-        "versions": {name: _version(name) for name in ("torch", "transformers", "peft")},
+        "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -60,7 +60,8 @@ class Task:
         judge: scores one raw model output against one sample; never raises on model output.
         metrics: metric name -> aggregate over the judge's stats. JSON tasks must report
             ``json_valid`` and ``schema_valid`` (the bench's JSON and schema tests read them).
-        thresholds: metric name -> minimum a model is expected to reach by default.
+        thresholds: metric name -> minimum a model is expected to reach by default; the last
+            one is the task's headline metric in leaderboard summaries.
         max_new_tokens: generation budget for one output.
     """
 

@@ -90,7 +90,7 @@ TASK = Task(
     schema=SCHEMA,
     judge=judge,
     metrics=METRICS,
-    thresholds={"json_valid": 0.95, "valid_label_rate": 0.95, "accuracy": 0.8},
+    thresholds={"json_valid": 0.95, "schema_valid": 0.95, "valid_label_rate": 0.95, "accuracy": 0.8},
     max_new_tokens=24,
 )
 

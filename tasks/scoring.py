@@ -70,3 +70,15 @@ def score_outputs(task: Task, outputs: list[str], samples: list[Sample], resampl
         boot = aggregate(task, names, matrix, resample_rows(len(scores), resamples, seed))
         intervals = {name: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for name, v in boot.items()}
     return TaskResult(task.name, len(scores), values, intervals, scores)
+
+
+def worst_samples(task: Task, result: TaskResult, metric: str, limit: int = 3) -> list[tuple[SampleScore, float]]:
+    """The samples that score lowest on `metric` on their own (below 1), to name in failure messages."""
+    if not result.scores:
+        return []
+    names, matrix = stat_matrix(result.scores)
+    alone = np.arange(len(result.scores))[:, None]  # each "resample" is one sample
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.nan_to_num(aggregate(task, names, matrix, alone)[metric], nan=0.0)
+    order = sorted((i for i in range(len(values)) if values[i] < 1.0), key=lambda i: (values[i], i))
+    return [(result.scores[i], float(values[i])) for i in order[:limit]]

@@ -1,0 +1,136 @@
+"""What a bench run covers: models (and their adapters) × tasks, each one a `Case`.
+
+A case id reads as a leaderboard key: ``smollm2-135m-instruct::iris`` for a base model,
+``gemma3-270m+lora-fast::it_entities`` for a model with an adapter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from slmbench.errors import SlmbenchError
+from slmbench.loading import adapter_label
+from slmbench.paths import adapters_root
+from slmbench.registry import MODELS, ModelSpec, how_to_get, model_status, resolve
+from tasks import TASKS
+
+BASE = "base"
+
+
+class SelectionError(SlmbenchError):
+    """A --bench-* option that names nothing the bench can run."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model (or model + adapter) on one task."""
+
+    model: str  # what load_model receives: a registry name, a local path or a hub id
+    spec: ModelSpec
+    task: str
+    adapter: Path | None = None
+
+    @property
+    def variant(self) -> str:
+        """"base", or the adapter's label (``lora-<preset>``)."""
+        return BASE if self.adapter is None else adapter_label(self.adapter)
+
+    @property
+    def label(self) -> str:
+        return self.spec.name if self.adapter is None else f"{self.spec.name}+{self.variant}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.label}::{self.task}"
+
+    def unavailable(self) -> str | None:
+        """Why this case cannot run here (model not installed or not cached), or None."""
+        status = model_status(self.spec)
+        if status == "ready":
+            return None
+        return f"{self.spec.label} is {status} ({self.spec.location}); {how_to_get(self.spec) or 'check the path'}"
+
+
+def default_models() -> list[str]:
+    """Every real registry model: offline ones run, hub ones skip unless cached."""
+    return [name for name, spec in MODELS.items() if not spec.is_random]
+
+
+def select_models(names: list[str]) -> list[tuple[str, ModelSpec]]:
+    """Resolve model names; a name with * ? or [ is a glob over registry names."""
+    selected: dict[str, tuple[str, ModelSpec]] = {}
+    for name in names:
+        if any(ch in name for ch in "*?["):
+            matches = fnmatch.filter(MODELS, name)
+            if not matches:
+                raise SelectionError(f"--bench-models: {name!r} matches no registry model; known: {', '.join(MODELS)}")
+            for match in matches:
+                selected.setdefault(match, (match, MODELS[match]))
+        else:
+            spec = resolve(name)
+            selected.setdefault(spec.name, (name, spec))
+    return list(selected.values())
+
+
+def select_tasks(names: list[str]) -> list[str]:
+    """Task names in the order given; unknown names fail listing the known ones."""
+    unknown = [name for name in names if name not in TASKS]
+    if unknown:
+        raise SelectionError(f"--bench-tasks: unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    return list(dict.fromkeys(names))
+
+
+def adapter_owner(adapter: Path) -> tuple[str | None, str | None]:
+    """(base model name, task) an adapter was trained for; None where it does not say."""
+    training = adapter / "training_config.json"
+    if training.is_file():
+        recorded = json.loads(training.read_text())
+        return recorded.get("model"), recorded.get("task")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    return config.get("base_model_name_or_path"), None
+
+
+def discover_adapters(root: Path, models: list[str], tasks: list[str]) -> list[Path]:
+    """Adapters `slmbench train` left under ``root/<model>/<task>/<preset>/``."""
+    found = []
+    for model in models:
+        for task in tasks:
+            found += sorted(p.parent for p in (root / model / task).glob("*/adapter_config.json"))
+    return found
+
+
+def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str]) -> list[Case]:
+    """Every selected model × task, each model followed by its adapters on that task."""
+    models = select_models(model_names)
+    tasks = select_tasks(task_names)
+    adapters = _adapters(adapter_option, [spec.name for _, spec in models], tasks)
+    cases = []
+    for name, spec in models:
+        for task in tasks:
+            cases.append(Case(name, spec, task))
+            for adapter in adapters:
+                owner, owner_task = adapter_owner(adapter)
+                if owner in (spec.name, spec.location, name) and owner_task in (task, None):
+                    cases.append(Case(name, spec, task, adapter))
+    used = {case.adapter for case in cases}
+    for adapter in adapters:
+        if adapter not in used:
+            owner, owner_task = adapter_owner(adapter)
+            raise SelectionError(f"--bench-adapters: {adapter} was trained for {owner} on {owner_task or 'any task'}, "
+                                 f"which is not among the selected models and tasks")
+    return cases
+
+
+def _adapters(option: list[str], models: list[str], tasks: list[str]) -> list[Path]:
+    if option in ([], ["none"]):
+        return []
+    if option == ["auto"]:
+        return discover_adapters(adapters_root(), models, tasks)
+    paths = [Path(p).expanduser() for p in option]
+    for path in paths:
+        if not (path / "adapter_config.json").is_file():
+            raise SelectionError(f"--bench-adapters: {path} is not a PEFT adapter directory (no adapter_config.json)")
+    return paths

@@ -1,0 +1,141 @@
+"""The leaderboard: one markdown table per task plus a summary, and the same data as JSON.
+
+Base and adapter rows of a model sit together; the adapter row is followed by its delta over the
+base with a paired bootstrap interval (both systems resampled on the same sample indices).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tabulate import tabulate
+
+from tasks import TASKS
+from tasks.scoring import aggregate, resample_rows
+
+JSON_METRICS = ("json_valid", "schema_valid")
+FORMAT = 1
+
+
+def sort_records(records: list[dict]) -> list[dict]:
+    """Task order of the registry, then model, base before its adapters."""
+    task_order = {name: i for i, name in enumerate(TASKS)}
+    return sorted(records, key=lambda r: (task_order.get(r["task"], 99), r["model"], r["variant"] != "base",
+                                          r["variant"], r["split"]))
+
+
+def headline_metric(task: str) -> str:
+    """The task's last threshold (see Task.thresholds), else its first metric."""
+    thresholds = list(TASKS[task].thresholds)
+    return thresholds[-1] if thresholds else next(iter(TASKS[task].metrics))
+
+
+def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0) -> dict | None:
+    """Adapter minus base for every metric, with a 95% paired bootstrap interval; None if not comparable."""
+    ids = list(base["sample_stats"])
+    if base["split"] != adapted["split"] or ids != list(adapted["sample_stats"]) or not ids:
+        return None
+    task = TASKS[base["task"]]
+    names = sorted({s for stats in (*base["sample_stats"].values(), *adapted["sample_stats"].values()) for s in stats})
+    matrices = [np.array([[float(r["sample_stats"][i].get(s, 0.0)) for s in names] for i in ids]) for r in (base, adapted)]
+    rows = resample_rows(len(ids), resamples, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = [aggregate(task, names, m) for m in matrices]
+        boot = [aggregate(task, names, m, rows) for m in matrices]
+    metrics = {}
+    for name in task.metrics:
+        diff = boot[1][name] - boot[0][name]
+        low, high = float(np.nanpercentile(diff, 2.5)), float(np.nanpercentile(diff, 97.5))
+        metrics[name] = {"value": float(point[1][name][0] - point[0][name][0]), "low": low, "high": high,
+                         "significant": bool(low > 0 or high < 0)}
+    return {"case_id": adapted["case_id"], "base_case_id": base["case_id"], "task": base["task"], "metrics": metrics}
+
+
+def all_deltas(records: list[dict]) -> list[dict]:
+    """A paired delta for every adapter record whose base ran on the same samples."""
+    bases = {(r["model"], r["task"], r["split"]): r for r in records if r["variant"] == "base"}
+    deltas = []
+    for record in records:
+        base = bases.get((record["model"], record["task"], record["split"]))
+        if record["variant"] != "base" and base is not None:
+            delta = paired_delta(base, record)
+            if delta is not None:
+                deltas.append(delta)
+    return deltas
+
+
+def to_json(records: list[dict]) -> dict:
+    """The leaderboard as data: rows without per-sample stats, plus the paired deltas."""
+    records = sort_records(records)
+    return {"format": FORMAT, "rows": [{k: v for k, v in r.items() if k != "sample_stats"} for r in records],
+            "deltas": all_deltas(records)}
+
+
+def render_markdown(board: dict) -> str:
+    """GitHub-flavoured markdown: a summary table, then one table per task."""
+    rows, deltas = board["rows"], {d["case_id"]: d for d in board["deltas"]}
+    if not rows:
+        return "# slmbench leaderboard\n\nNo case ran.\n"
+    parts = ["# slmbench leaderboard", "", "## Summary (headline metric per task)", "", _summary(rows), ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        parts += [f"## {task}", "", _task_table(task, [r for r in rows if r["task"] == task], deltas), ""]
+    parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus base on the same samples, "
+                 "paired bootstrap; * marks a Δ whose interval excludes 0. (random weights) rows are smoke tests.")
+    return "\n".join(parts) + "\n"
+
+
+def _summary(rows: list[dict]) -> str:
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    labels = list(dict.fromkeys(_label(r) for r in rows))
+    cells = {(_label(r), r["task"]): _cell(r["metrics"].get(headline_metric(r["task"]))) for r in rows}
+    table = [[label] + [cells.get((label, task), "—") for task in tasks] for label in labels]
+    return tabulate(table, headers=["model"] + [f"{t} {headline_metric(t)}" for t in tasks], tablefmt="github")
+
+
+def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
+    metrics = [m for m in TASKS[task].metrics if m not in JSON_METRICS]
+    headers = ["model", "variant", "split", "N", "valid JSON %", "schema %", *metrics, "tokens/s", "eval s"]
+    table = []
+    for row in rows:
+        table.append([_model(row), row["variant"], row["split"], row["n"],
+                      *(_percent(row["metrics"].get(m)) for m in JSON_METRICS),
+                      *(_cell(row["metrics"].get(m)) for m in metrics),
+                      _number(row["speed"]["tokens_per_sec"], 1), _number(row["speed"]["eval_seconds"], 1)])
+        delta = deltas.get(row["case_id"])
+        if delta:
+            table.append(["", f"Δ vs base", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
+                          *(_delta(delta["metrics"].get(m)) for m in metrics), "", ""])
+    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _label(row: dict) -> str:
+    label = row["model"] if row["variant"] == "base" else f"{row['model']}+{row['variant']}"
+    return f"{label} (random weights)" if row.get("random_weights") else label
+
+
+def _model(row: dict) -> str:
+    return f"{row['model']} (random weights)" if row.get("random_weights") else row["model"]
+
+
+def _cell(metric: dict | None, scale: float = 1.0, digits: int = 3) -> str:
+    if not metric or metric["value"] is None:
+        return "—"
+    text = f"{metric['value'] * scale:.{digits}f}"
+    if metric.get("low") is not None:
+        text += f" [{metric['low'] * scale:.{digits}f}, {metric['high'] * scale:.{digits}f}]"
+    return text
+
+
+def _percent(metric: dict | None) -> str:
+    return _cell(metric, 100, 1)
+
+
+def _delta(metric: dict | None, scale: float = 1.0) -> str:
+    if not metric:
+        return "—"
+    digits = 1 if scale == 100 else 3
+    text = f"{metric['value'] * scale:+.{digits}f} [{metric['low'] * scale:+.{digits}f}, {metric['high'] * scale:+.{digits}f}]"
+    return text + (" *" if metric["significant"] else "")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,244 @@
+"""The slmbench pytest plugin: options, case parametrization, and the leaderboard at session end.
+
+Registered from the root conftest.py and through the ``pytest11`` entry point. It does nothing
+unless a collected test asks for a bench fixture (the suite lives in ``bench/test_models.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from slmbench.atomic import write_json_atomic, write_text_atomic
+from slmbench.cache import GenerationCache
+from slmbench.errors import SlmbenchError
+from slmbench.evaluation import evaluate
+from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
+from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
+from tasks import TASKS
+
+from bench import leaderboard, store
+from bench.baseline import load_baseline
+from bench.cases import Case, build_cases, default_models
+from bench.checks import JSON_CHECKS, BenchOutcome
+from bench.records import make_record
+from bench.thresholds import DEFAULT_FILE, load_thresholds
+
+SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
+SPEED_ROUNDS = 2  # timed rounds per case (pytest-benchmark pedantic); tokens/s is the faster one
+GATE_TEST = "test_no_regression"
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bench", "slmbench model benchmark")
+    group.addoption("--bench-models", type=_names, default=None, metavar="NAMES",
+                    help="comma-separated registry names, globs, HF ids or model directories "
+                         "(default: every real registry model; uncached hub models skip with the reason)")
+    group.addoption("--bench-tasks", type=_names, default=None, metavar="NAMES",
+                    help=f"comma-separated tasks (default: all: {', '.join(TASKS)})")
+    group.addoption("--bench-adapters", type=_names, default=["auto"], metavar="DIRS",
+                    help="adapter directories, 'auto' (those `slmbench train` wrote under $SLMBENCH_ADAPTERS "
+                         "or ./adapters, default) or 'none'")
+    group.addoption("--bench-split", default="test", choices=["train", "val", "test"], help="split (default test)")
+    group.addoption("--bench-limit", type=int, default=None, metavar="N", help="only the first N samples")
+    group.addoption("--bench-batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                    help=f"generation batch size (default {DEFAULT_BATCH_SIZE})")
+    group.addoption("--bench-dtype", default=DEFAULT_DTYPE, choices=list(DTYPES), help="model dtype")
+    group.addoption("--bench-thresholds", default=str(DEFAULT_FILE), metavar="PATH",
+                    help="per-model threshold overrides (TOML; default bench/thresholds.toml)")
+    group.addoption("--bench-leaderboard", default="leaderboard.md", metavar="PATH", help="markdown leaderboard")
+    group.addoption("--bench-json", default="leaderboard.json", metavar="PATH", help="leaderboard as JSON")
+    group.addoption("--bench-store", default="results.db", metavar="PATH",
+                    help="SQLite results store every run is appended to ('none' to skip)")
+    group.addoption("--bench-baseline", default=None, metavar="PATH",
+                    help="fail cases whose metrics fall below this leaderboard JSON beyond its 95%% CI")
+    group.addoption("--bench-update-baseline", action="store_true",
+                    help="write this run's results to --bench-baseline instead of gating on it")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): keep a model's cases on one xdist worker")
+    config.pluginmanager.register(BenchSession(config), "slmbench-session")
+
+
+class BenchSession:
+    """Owns one pytest run's bench state: cases, loaded model, evaluations and records."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.option = lambda name: config.getoption(f"bench_{name}")
+        self.run_id = getattr(config, "workerinput", {}).get("bench_run_id") or uuid.uuid4().hex
+        self._cases: list[Case] | None = None
+        self._loaded: tuple[tuple, object] | None = None
+        self._outcomes: dict[str, BenchOutcome | str] = {}
+        self.records: dict[str, dict] = {}
+        self.received: list[dict] = []  # records sent back by xdist workers
+
+    # ---- collection ------------------------------------------------------------------------
+    def cases(self) -> list[Case]:
+        if self._cases is None:
+            try:
+                self.thresholds = load_thresholds(Path(self.option("thresholds")))
+                self._cases = build_cases(self.option("models") or default_models(),
+                                          self.option("tasks") or list(TASKS), self.option("adapters"))
+            except SlmbenchError as error:
+                problem = f"slmbench: {error}"
+            else:
+                return self._cases
+            pytest.fail(problem, pytrace=False)
+        return self._cases
+
+    def _param(self, case: Case, *extra, suffix: str = ""):
+        marks = [pytest.mark.xdist_group(case.spec.name)]
+        reason = case.unavailable()
+        if reason:
+            marks.append(pytest.mark.skip(reason=reason))
+        return pytest.param(case, *extra, marks=marks, id=case.id + suffix)
+
+    @pytest.hookimpl
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "bench_case" not in metafunc.fixturenames:
+            return
+        if "bench_metric" in metafunc.fixturenames:
+            params = [self._param(case, metric, suffix=f"-{metric}") for case in self.cases()
+                      for metric in self.thresholds.minimums(case.id, case.task) if metric not in JSON_CHECKS]
+            metafunc.parametrize("bench_case,bench_metric", params, scope="function")
+        else:
+            metafunc.parametrize("bench_case", [self._param(case) for case in self.cases()], scope="function")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Run a case's tests together (one model load, one generation) and drop the gate if unused."""
+        if self.option("baseline") is None or self.option("update_baseline"):
+            gated = [item for item in items if getattr(item, "originalname", "") == GATE_TEST and _case(item)]
+            if gated:
+                config.hook.pytest_deselected(items=gated)
+                items[:] = [item for item in items if item not in gated]
+        order = {case.id: i for i, case in enumerate(self._cases or [])}
+        items.sort(key=lambda item: order.get(_case(item).id, -1) if _case(item) else -1)
+
+    # ---- running ----------------------------------------------------------------------------
+    def outcome(self, case: Case) -> BenchOutcome:
+        """The case's evaluation, computed once per session (from the generation cache when possible)."""
+        if case.id not in self._outcomes:
+            try:
+                self._outcomes[case.id] = self._evaluate(case)
+            except SlmbenchError as error:
+                self._outcomes[case.id] = f"{case.id}: {error}"
+        found = self._outcomes[case.id]
+        if isinstance(found, str):
+            pytest.fail(found, pytrace=False)
+        return found
+
+    def _evaluate(self, case: Case) -> BenchOutcome:
+        task = TASKS[case.task]
+        split, limit = self.option("split"), self.option("limit")
+        samples = task.samples(split)[:limit]
+        loaded = self._load(case)
+        evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache())
+        record = make_record(case, task, split, limit, loaded, evaluation)
+        self.records[case.id] = record
+        baseline_path = self.option("baseline")
+        use_baseline = baseline_path and not self.option("update_baseline")
+        return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
+                            {m: self.thresholds.tolerance(case.id, m) for m in task.metrics},
+                            load_baseline(Path(baseline_path)) if use_baseline else None, str(baseline_path))
+
+    def _load(self, case: Case):
+        key = (case.model, str(case.adapter), self.option("dtype"))
+        if self._loaded is None or self._loaded[0] != key:
+            self._loaded = None  # release the previous model before loading the next
+            self._loaded = (key, load_model(case.model, dtype=self.option("dtype"), adapter=case.adapter))
+        return self._loaded[1]
+
+    def measure_speed(self, case: Case, benchmark) -> float:
+        """Decode a batch of the case's prompts with forced length; tokens/s goes to extra_info and the board."""
+        outcome = self.outcome(case)
+        prompts = [TASKS[case.task].prompt(s) for s in outcome.evaluation.samples[:self.option("batch_size")]]
+        decoding = DecodingConfig(max_new_tokens=SPEED_NEW_TOKENS, min_new_tokens=SPEED_NEW_TOKENS)
+        loaded = self._load(case)
+        rates = []
+
+        def timed_decode():
+            run = generate(loaded, prompts, decoding, batch_size=self.option("batch_size"), progress=False)
+            rates.append(run.tokens_per_sec)
+
+        benchmark.pedantic(timed_decode, rounds=SPEED_ROUNDS, iterations=1)
+        rate = max(rates)
+        benchmark.extra_info.update({"case": case.id, "tokens_per_sec": rate, "batch": len(prompts),
+                                     "new_tokens": SPEED_NEW_TOKENS})
+        self.records[case.id]["speed"]["tokens_per_sec"] = rate
+        return rate
+
+    # ---- session end ------------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["bench_run_id"] = self.run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        self.received += json.loads(getattr(node, "workeroutput", {}).get("bench_records", "[]"))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.records and self.option("store").lower() != "none":
+            for record in self.records.values():
+                store.append_record(Path(self.option("store")), self.run_id, _with_speed_rows(record))
+        if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the board
+            self.config.workeroutput["bench_records"] = json.dumps(list(self.records.values()))
+            return
+        records = list(self.records.values()) + self.received
+        self.board = leaderboard.to_json(records) if records else None
+        if self.board:
+            self._write(self.board)
+
+    def _write(self, board: dict) -> None:
+        write_text_atomic(Path(self.option("leaderboard")), leaderboard.render_markdown(board))
+        write_json_atomic(Path(self.option("json")), board)
+        if self.option("update_baseline"):
+            if not self.option("baseline"):
+                raise pytest.UsageError("--bench-update-baseline needs --bench-baseline PATH")
+            write_json_atomic(Path(self.option("baseline")), board)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        board = getattr(self, "board", None)
+        if board is None:
+            if self._outcomes or terminalreporter.stats.get("skipped"):
+                terminalreporter.write_sep("-", "slmbench: no case ran; leaderboard not written")
+            return
+        terminalreporter.write_sep("=", "slmbench leaderboard")
+        terminalreporter.write_line(leaderboard.render_markdown(board))
+        written = [self.option("leaderboard"), self.option("json")]
+        if self.option("update_baseline"):
+            written.append(self.option("baseline") + " (baseline updated)")
+        terminalreporter.write_line(f"written to: {', '.join(os.path.abspath(p) for p in written)}")
+
+
+def _case(item: pytest.Item) -> Case | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("bench_case") if callspec else None
+
+
+def _with_speed_rows(record: dict) -> dict:
+    speed = record["speed"]
+    extra = {"tokens_per_sec": speed["tokens_per_sec"], "eval_seconds": speed["eval_seconds"]}
+    return {**record, "metrics": {**record["metrics"], **{k: {"value": v} for k, v in extra.items() if v is not None}}}
+
+
+@pytest.fixture
+def bench_session(request: pytest.FixtureRequest) -> BenchSession:
+    """The run's BenchSession (cases, evaluations, records)."""
+    return request.config.pluginmanager.get_plugin("slmbench-session")
+
+
+@pytest.fixture
+def bench_outcome(bench_session: BenchSession, bench_case: Case) -> BenchOutcome:
+    """The case's evaluation and the thresholds it is held to (generated once per session)."""
+    return bench_session.outcome(bench_case)

@@ -1,0 +1,59 @@
+"""One case's results as a plain, JSON-ready record (what workers send, stores keep and boards show)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from slmbench.cache import library_version
+from slmbench.evaluation import Evaluation, decoding_for
+from slmbench.hashing import file_sha256
+from slmbench.loading import LoadedModel
+from tasks.core import Task
+
+from bench.cases import Case
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" when it has uncommitted changes), or None outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: LoadedModel,
+                evaluation: Evaluation) -> dict:
+    """Everything the leaderboard, the JSON, the store and the baseline gate need about one case."""
+    result = evaluation.result
+    metrics = {name: {"value": value, "low": result.intervals.get(name, (None, None))[0],
+                      "high": result.intervals.get(name, (None, None))[1]} for name, value in result.values.items()}
+    return {
+        "case_id": case.id, "model": case.spec.name, "variant": case.variant, "task": case.task,
+        "split": split, "limit": limit, "n": result.n, "random_weights": case.spec.is_random,
+        "metrics": metrics,
+        "speed": {"tokens_per_sec": None, "eval_seconds": evaluation.seconds,
+                  "generated_tokens": evaluation.run.generated_tokens, "cache_hits": evaluation.run.cache_hits},
+        "provenance": {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_source": case.model, "model_hash": loaded.weights_hash,
+            "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
+            "dtype": loaded.dtype, "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
+            "decoding": asdict(decoding_for(task)),
+            "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
+            "git_commit": git_commit(),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        },
+        "sample_stats": {score.sample_id: dict(score.stats) for score in result.scores},
+    }

@@ -1,0 +1,39 @@
+"""Evaluating a loaded model on a task: generate (through the cache), then score.
+
+One function shared by the bench plugin and `slmbench evaluate`, so both report the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from slmbench.cache import GenerationCache
+from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, GenerationRun, generate
+from slmbench.loading import LoadedModel
+from tasks.core import Sample, Task
+from tasks.scoring import TaskResult, score_outputs
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's outputs on a task's samples and the metrics they earn."""
+
+    samples: list[Sample]
+    run: GenerationRun
+    result: TaskResult
+    seconds: float  # generation (zero-ish when cached) plus scoring
+
+
+def decoding_for(task: Task) -> DecodingConfig:
+    """The decoding settings every evaluation of `task` uses (greedy, the task's token budget)."""
+    return DecodingConfig(max_new_tokens=task.max_new_tokens, stop_at_json_end=task.is_json)
+
+
+def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_size: int = DEFAULT_BATCH_SIZE,
+             cache: GenerationCache | None = None, resamples: int = 1000) -> Evaluation:
+    """Generate one output per sample and score them with 95% bootstrap intervals."""
+    started = time.perf_counter()
+    run = generate(loaded, [task.prompt(s) for s in samples], decoding_for(task), batch_size=batch_size, cache=cache)
+    result = score_outputs(task, [c.text for c in run.completions], samples, resamples=resamples)
+    return Evaluation(samples, run, result, time.perf_counter() - started)
