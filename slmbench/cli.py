@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-cache", action="store_true", help="always generate")
     gen.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
     gen.set_defaults(run=cmd_generate)
+
+    from slmbench.task_commands import add_commands
+
+    add_commands(commands)
     return parser
 
 

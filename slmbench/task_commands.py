@@ -1,0 +1,126 @@
+"""`slmbench evaluate` and `slmbench infer`: a model (plus adapter) on one task from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from slmbench.atomic import write_json_atomic
+from slmbench.cache import GenerationCache
+from slmbench.errors import DatasetError
+from slmbench.evaluation import decoding_for, evaluate
+from slmbench.generation import DEFAULT_BATCH_SIZE, generate
+from slmbench.jsontext import parse_json_output
+from slmbench.loading import DTYPES, load_model
+from tasks import TASKS
+from tasks.core import Sample, Task
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registry name, local directory or hub id")
+    parser.add_argument("--adapter", help="PEFT adapter directory (e.g. adapters/<model>/<task>/<preset>)")
+    parser.add_argument("--task", required=True, choices=list(TASKS))
+    parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
+    task = TASKS[args.task]
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    samples = task.samples(args.split)[:args.limit]
+    evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
+                          cache=None if args.no_cache else GenerationCache())
+    result = evaluation.result
+    rows = [[name, f"{value:.4f}", "[{:.4f}, {:.4f}]".format(*result.intervals[name])] for name, value in result.values.items()]
+    print(f"{loaded.label} on {task.name} ({args.split}, N={result.n}, {evaluation.run.cache_hits} from cache)")
+    print(tabulate(rows, headers=["metric", "value", "95% CI"], tablefmt="github", disable_numparse=True))
+    if args.output:
+        write_json_atomic(Path(args.output), {
+            "model": loaded.spec.name, "label": loaded.label, "adapter": str(args.adapter) if args.adapter else None,
+            "adapter_hash": loaded.adapter_hash, "model_hash": loaded.weights_hash, "dtype": loaded.dtype,
+            "task": task.name, "task_version": task.version, "split": args.split, "n": result.n,
+            "metrics": {name: {"value": v, "low": result.intervals[name][0], "high": result.intervals[name][1]}
+                        for name, v in result.values.items()},
+            "samples": [{"id": s.id, "output": c.text, "explanation": score.explanation, "stats": dict(score.stats)}
+                        for s, c, score in zip(samples, evaluation.run.completions, result.scores)],
+        })
+        print(f"saved to {args.output}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
+    task = TASKS[args.task]
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    documents = _documents(args)
+    for index, document in enumerate(documents, start=1):
+        sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)
+        run = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False)
+        print(_present(task, run.completions[0].text))
+    return 0
+
+
+def _documents(args: argparse.Namespace):
+    if args.document is not None:
+        return [args.document]
+    if args.file is not None:
+        try:
+            return [Path(args.file).read_text(encoding="utf-8")]
+        except (OSError, UnicodeDecodeError) as error:
+            raise DatasetError(f"{args.file}: cannot read the input: {error}") from None
+    return _interactive()
+
+
+def _interactive():
+    print("Type an input and press Enter (Ctrl-D to stop).", file=sys.stderr)
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+def _task_input(task: Task, document: str, where: str):
+    """The task's input from text: as is for text inputs, parsed JSON for structured ones (iris)."""
+    example = task.samples("test")[0].input
+    if isinstance(example, str):
+        return document
+    try:
+        value = json.loads(document)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{where}: {task.name} takes a JSON object like {json.dumps(example)}: {error}") from None
+    if not isinstance(value, dict) or set(value) != set(example):
+        raise DatasetError(f"{where}: {task.name} needs exactly the fields {', '.join(example)}")
+    return value
+
+
+def _present(task: Task, text: str) -> str:
+    if not task.is_json:
+        return text.strip()
+    value, reason = parse_json_output(text)
+    if reason:
+        return f"(no valid JSON: {reason})\n{text.strip()}"
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def add_commands(commands) -> None:
+    """Register `evaluate` and `infer` on the `slmbench` subcommand parser."""
+    evaluate_parser = commands.add_parser("evaluate", help=cmd_evaluate.__doc__)
+    add_model_arguments(evaluate_parser)
+    evaluate_parser.add_argument("--split", default="val", choices=["train", "val", "test"])
+    evaluate_parser.add_argument("--limit", type=int, help="only the first N samples")
+    evaluate_parser.add_argument("--output", help="write metrics and outputs to this JSON file")
+    evaluate_parser.add_argument("--no-cache", action="store_true", help="always generate")
+    evaluate_parser.set_defaults(run=cmd_evaluate)
+
+    infer_parser = commands.add_parser("infer", help=cmd_infer.__doc__)
+    add_model_arguments(infer_parser)
+    source = infer_parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--document", help="the input text (iris: a JSON object of the four features)")
+    source.add_argument("--file", help="read the input from this file")
+    source.add_argument("--interactive", action="store_true", help="one input per line from stdin")
+    infer_parser.set_defaults(run=cmd_infer)
