@@ -59,7 +59,9 @@ class BenchOutcome:
 
     def regression_check(self) -> Check:
         """Does every metric hold against the baseline (within its interval or tolerance)?"""
-        row = (self.baseline or {}).get(self.case.id)
+        if self.baseline is None:
+            pytest.skip(f"--bench-update-baseline: this run becomes the baseline {self.baseline_source}")
+        row = self.baseline.get(self.case.id)
         if row is None:
             pytest.skip(f"{self.case.id} is not in the baseline {self.baseline_source}; "
                         f"add it with --bench-update-baseline")
