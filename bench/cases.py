@@ -88,7 +88,7 @@ def adapter_owner(adapter: Path) -> tuple[str | None, str | None]:
     training = adapter / "training_config.json"
     if training.is_file():
         recorded = json.loads(training.read_text())
-        return recorded.get("model"), recorded.get("task")
+        return recorded.get("base_model_name") or recorded.get("model"), recorded.get("task")
     config = json.loads((adapter / "adapter_config.json").read_text())
     return config.get("base_model_name_or_path"), None
 

@@ -120,7 +120,7 @@ def _write_adapter(root: Path, model: str, task: str, preset: str) -> Path:
                                 LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     peft_model.peft_config["default"].base_model_name_or_path = model
     peft_model.save_pretrained(directory)
-    (directory / "training_config.json").write_text(json.dumps({"model": model, "task": task, "preset": preset}))
+    (directory / "training_config.json").write_text(json.dumps({"base_model_name": model, "task": task, "preset": preset}))
     return directory
 
 
