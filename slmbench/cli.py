@@ -79,8 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=cmd_generate)
 
     from slmbench.task_commands import add_commands
+    from training.cli import add_merge_arguments, add_train_arguments, run_merge, run_train
 
     add_commands(commands)
+    train = commands.add_parser("train", help=run_train.__doc__)
+    add_train_arguments(train)
+    train.set_defaults(run=run_train)
+    merge = commands.add_parser("merge", help=run_merge.__doc__)
+    add_merge_arguments(merge)
+    merge.set_defaults(run=run_merge)
     return parser
 
 

@@ -19,3 +19,7 @@ class AdapterError(SlmbenchError):
 
 class DatasetError(SlmbenchError):
     """A malformed data file; the message reads ``file:line: field: reason``."""
+
+
+class TrainingConfigError(SlmbenchError):
+    """A training setting or input that cannot work, caught before (or instead of) a wasted run."""

@@ -36,3 +36,8 @@ def test_infer_marks_garbage_json_output_instead_of_crashing(tmp_path, monkeypat
     monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
     assert main(["infer", "--model", "tiny-random-llama", "--task", "it_entities", "--document", "Mario a Roma"]) == 0
     assert "(no valid JSON:" in capsys.readouterr().out
+
+
+def test_slmbench_train_rejects_a_bad_config_before_loading_anything(capsys):
+    assert main(["train", "--model", "smollm2-135m-instruct", "--task", "iris", "--lora-r", "0"]) == 2
+    assert "lora_r must be a positive number, got 0" in capsys.readouterr().err

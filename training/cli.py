@@ -1,0 +1,99 @@
+"""Command-line front ends of training and merging; `slmbench train/merge` and `python -m training` use them.
+
+Examples:
+    python -m training --model smollm2-135m-instruct --task iris --preset fast
+    python -m training --model gemma3-270m --task recipes --preset quality --epochs 4 --out adapters
+    python -m training merge --adapter adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
+
+Heavy imports (torch, transformers) wait until a command runs, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from training.config import DEFAULT_PRESET, PRESETS
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `train` flags; unset tuning flags keep the preset's values."""
+    parser.add_argument("--model", required=True, help="registry name, local directory or hub id of the base model")
+    parser.add_argument("--task", required=True, help="task to train on (its train split; val picks the best epoch)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                        help=f"starting values (default {DEFAULT_PRESET}); "
+                             + "; ".join(f"{name}: lr {p.lr:g}, {p.epochs} epochs, batch {p.batch_size}, r {p.lora_r}"
+                                         for name, p in PRESETS.items()))
+    tuning = parser.add_argument_group("overrides of the preset")
+    tuning.add_argument("--epochs", type=int)
+    tuning.add_argument("--lr", type=float, help="peak learning rate")
+    tuning.add_argument("--lora-r", type=int, help="adapter rank")
+    tuning.add_argument("--lora-alpha", type=int, help="LoRA scaling numerator (default 2 * r)")
+    tuning.add_argument("--lora-dropout", type=float, help="default 0.05")
+    tuning.add_argument("--batch-size", type=int)
+    tuning.add_argument("--max-seq-len", type=int, help="longest example in tokens (default 512)")
+    tuning.add_argument("--seed", type=int, help="default 0")
+    tuning.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
+    tuning.add_argument("--target-modules", help="comma-separated layer names (default: by architecture)")
+    tuning.add_argument("--full-logits", action="store_true",
+                        help="compute logits at every position (slower; completion-only is the default)")
+    tuning.add_argument("--fp32", action="store_true", help="no bf16 autocast (slower, reference numerics)")
+    parser.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
+    parser.add_argument("--force", action="store_true", help="train even if a matching adapter exists")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train (or reuse) the adapter and print where it is and how it went."""
+    from training.config import make_config
+    from training.lora import train
+
+    config = make_config(
+        args.model, args.task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, batch_size=args.batch_size,
+        max_seq_len=args.max_seq_len, seed=args.seed, max_steps=args.max_steps, target_modules=args.target_modules,
+        completion_only_logits=False if args.full_logits else None, bf16=False if args.fp32 else None,
+    )
+    result = train(config, out_root=args.out, force=args.force)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, the main process reports
+    how = "reused (same settings, data and base; --force retrains)" if result.reused else "trained"
+    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f} (epoch {result.best_epoch:g})"
+    print(f"{result.adapter_dir}: {how}; best val loss {best}; {result.train_tokens_per_sec:.0f} train tok/s; "
+          f"{result.wall_seconds:.0f} s")
+    return 0
+
+
+def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `merge` flags."""
+    parser.add_argument("adapter", metavar="ADAPTER_DIR", help="adapter directory (e.g. adapters/<model>/<task>/<preset>)")
+    parser.add_argument("--out", required=True, help="directory for the merged model (replaced if an earlier merge)")
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge the adapter into its base and print where the model is."""
+    from training.merge import merge_adapter
+
+    out = merge_adapter(args.adapter, args.out)
+    print(f"{out}: merged model; load it with load_model({str(out)!r}) or --model {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training [train flags]` or `python -m training merge [merge flags]`."""
+    from slmbench.errors import SlmbenchError
+
+    argv = sys.argv[1:] if argv is None else argv
+    merging = bool(argv) and argv[0] == "merge"
+    parser = argparse.ArgumentParser(prog="python -m training" + (" merge" if merging else ""),
+                                     description=(run_merge if merging else run_train).__doc__)
+    (add_merge_arguments if merging else add_train_arguments)(parser)
+    args = parser.parse_args(argv[1:] if merging else argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time, as in `slmbench`
+    try:
+        return (run_merge if merging else run_train)(args)
+    except SlmbenchError as error:
+        print(f"slmbench: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,149 @@
+"""Training settings: the three presets, the flat TrainConfig, and its checks.
+
+Used by:  python -m training --model smollm2-135m-instruct --task iris --preset fast [--epochs 2 ...]
+
+Every check here runs before a model is loaded, so a typo costs milliseconds, not a model load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from slmbench.errors import TrainingConfigError
+from slmbench.registry import resolve
+
+DEFAULT_PRESET = "balanced"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The settings a preset fixes; everything else keeps the TrainConfig default."""
+
+    lr: float
+    epochs: int
+    batch_size: int
+    lora_r: int
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(lr=5e-4, epochs=3, batch_size=16, lora_r=4),  # minutes on CPU; a first usable adapter
+    "balanced": Preset(lr=3e-4, epochs=5, batch_size=8, lora_r=8),  # the default
+    "quality": Preset(lr=2e-4, epochs=8, batch_size=4, lora_r=16),  # ~4x the steps of fast; best val loss kept
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of one LoRA run. Kept flat on purpose: it is the list of knobs, with what each trades.
+
+    Build it with `make_config`, which starts from a preset and checks every value.
+    """
+
+    model: str  # registry name, local directory or hub id of the base model
+    task: str  # a name in tasks.TASKS: trains on its train split, picks the best epoch on val
+    preset: str  # the preset the values started from; names the adapter (lora-<preset>) and its folder
+    epochs: int  # passes over the train split; more fits closer, until the val loss turns back up
+    lr: float  # AdamW peak learning rate (linear decay); higher learns faster, too high diverges
+    batch_size: int  # examples per optimizer step; larger = more tokens/s on CPU but fewer, coarser steps
+    lora_r: int  # adapter rank: more capacity and trainable parameters, slower and easier to overfit
+    lora_alpha: int  # LoRA update is scaled by alpha / r; 2 * r unless set, so changing r keeps the scale
+    lora_dropout: float = 0.05  # dropout on the adapter input; regularises small data at little cost
+    target_modules: tuple[str, ...] | None = None  # linear layers given adapters; None = by architecture
+    max_seq_len: int = 512  # longest example in tokens; longer completions lose their tail (counted, warned)
+    max_steps: int = -1  # stop after this many optimizer steps (-1 = all epochs); for smoke tests
+    seed: int = 0  # seeds LoRA init, shuffling and dropout: same seed and data, same adapter
+    completion_only_logits: bool = True  # project to the vocabulary only where the loss counts (fast);
+    # False computes logits at every position, as a plain causal-LM loss does (the benchmark baseline)
+    bf16: bool = True  # bf16 autocast for forward/backward, weights stay fp32; False = pure fp32 (slower)
+
+    def as_dict(self) -> dict:
+        """JSON-ready settings (target_modules as a list)."""
+        settings = asdict(self)
+        settings["target_modules"] = list(self.target_modules) if self.target_modules else None
+        return settings
+
+
+OVERRIDABLE = tuple(f.name for f in fields(TrainConfig) if f.name not in ("model", "task", "preset"))
+
+
+def make_config(model: str, task: str, preset: str = DEFAULT_PRESET, **overrides) -> TrainConfig:
+    """A checked TrainConfig: the preset's values, then `overrides` (None values are ignored).
+
+    Raises:
+        TrainingConfigError: unknown preset, task or override key; a value out of range; a task
+            without train/val data. UnknownModelError: a model name that does not resolve.
+    """
+    if preset not in PRESETS:
+        raise TrainingConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise TrainingConfigError(f"unknown training setting {unknown[0]!r}; known settings: {', '.join(OVERRIDABLE)}")
+    values = {**asdict(PRESETS[preset]), **overrides}
+    values.setdefault("lora_alpha", 2 * values["lora_r"])
+    if isinstance(values.get("target_modules"), str):
+        values["target_modules"] = values["target_modules"].split(",")
+    if values.get("target_modules") is not None:
+        values["target_modules"] = tuple(m.strip() for m in values["target_modules"] if m.strip())
+    config = TrainConfig(model=model, task=task, preset=preset, **values)
+    check_config(config)
+    return config
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise TrainingConfigError naming the first setting that cannot work."""
+    positive = {"epochs": config.epochs, "lr": config.lr, "batch_size": config.batch_size,
+                "lora_r": config.lora_r, "lora_alpha": config.lora_alpha, "max_seq_len": config.max_seq_len}
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise TrainingConfigError(f"{name} must be a positive number, got {value!r}")
+    for name in ("epochs", "batch_size", "lora_r", "max_seq_len", "max_steps", "seed"):
+        if not isinstance(getattr(config, name), int):
+            raise TrainingConfigError(f"{name} must be a whole number, got {getattr(config, name)!r}")
+    for name in ("completion_only_logits", "bf16"):
+        if not isinstance(getattr(config, name), bool):
+            raise TrainingConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
+    if not 0 <= config.lora_dropout < 1:
+        raise TrainingConfigError(f"lora_dropout must be in [0, 1), got {config.lora_dropout!r}")
+    if config.max_steps != -1 and config.max_steps <= 0:
+        raise TrainingConfigError(f"max_steps must be -1 (all epochs) or positive, got {config.max_steps}")
+    if config.target_modules is not None and not config.target_modules:
+        raise TrainingConfigError("target_modules is empty; name at least one layer (e.g. q_proj,v_proj) or leave it unset")
+    _check_task(config.task)
+    resolve(config.model)  # UnknownModelError lists the known names
+
+
+def _check_task(name: str) -> None:
+    from tasks import TASKS
+
+    if name not in TASKS:
+        raise TrainingConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    for split, role in (("train", "to train on"), ("val", "to pick the best epoch")):
+        path = TASKS[name].data_path(split)
+        if not path.is_file():
+            raise TrainingConfigError(f"task {name!r} has no {split} split {role}: {path} does not exist "
+                                      f"(fixtures come from $SLMBENCH_FIXTURES, else the repository's fixtures/)")
+
+
+# LoRA targets per transformers `model_type`: every linear layer of attention and MLP.
+_LLAMA_LIKE = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TARGET_MODULES: dict[str, tuple[str, ...]] = {
+    **{arch: _LLAMA_LIKE for arch in ("llama", "qwen2", "mistral", "gemma", "gemma2", "gemma3", "gemma3_text")},
+    "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),  # fused projections
+}
+
+
+def target_modules_for(model_type: str, override: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The layers that get adapters: the override if given, else the architecture's default."""
+    if override:
+        return tuple(override)
+    if model_type not in TARGET_MODULES:
+        raise TrainingConfigError(
+            f"no default LoRA target modules for architecture {model_type!r} (known: {', '.join(TARGET_MODULES)}); "
+            f"pass --target-modules with its linear layer names, e.g. q_proj,v_proj")
+    return TARGET_MODULES[model_type]
+
+
+def with_target_modules(config: TrainConfig, model_type: str) -> TrainConfig:
+    """The config with target_modules resolved for the loaded architecture."""
+    return replace(config, target_modules=target_modules_for(model_type, config.target_modules))

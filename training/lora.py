@@ -1,0 +1,258 @@
+"""LoRA fine-tuning recipe: set up, train, save. Read it top to bottom.
+
+Run:  python -m training --model smollm2-135m-instruct --task iris --preset fast
+      accelerate launch -m training ...  or  torchrun -m training ...  (the Trainer places devices)
+
+The base model is loaded in float32 and wrapped with a PEFT LoRA adapter; bf16 autocast (on CPU
+too) comes from TrainingArguments. Examples are the task's own prompt, rendered as the model sees
+it at test time, followed by the reference completion and EOS; only completion tokens carry loss.
+The val loss is measured after every epoch and the best epoch's adapter is the one kept.
+
+Output, in `<out_root>/<model>/<task>/<preset>/` (out_root: argument, $SLMBENCH_ADAPTERS, or ./adapters):
+    adapter_model.safetensors, adapter_config.json   the PEFT adapter (save_pretrained; README.md is PEFT's card)
+    training_config.json   every setting, base weights hash, data hashes, versions, throughput, best epoch
+    loss_history.json, loss.png   train loss per step, val loss per epoch
+Everything is written to a hidden staging folder beside the target and renamed into place at the
+end, so an interrupted run leaves no half-written adapter. Rerunning with the same settings, data
+and base returns the finished adapter without training (unless force=True).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from filelock import FileLock, Timeout
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
+
+from slmbench.atomic import write_json_atomic
+from slmbench.errors import TrainingConfigError
+from slmbench.hashing import files_sha256
+from slmbench.loading import LoadedModel, load_model
+from slmbench.paths import adapters_root as default_adapters_root
+from slmbench.registry import resolve
+from tasks import TASKS
+from training.config import TrainConfig, check_config, with_target_modules
+from training.data import ExampleSet, PadCollator, build_examples
+from training.loss import causal_lm_loss
+from training.progress import TrainProgress
+from training.report import describe_run, loss_history, plot_loss
+
+log = logging.getLogger(__name__)
+CONFIG_FILE = "training_config.json"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the adapter is and how its training went (read back from disk when reused)."""
+
+    adapter_dir: Path
+    reused: bool  # True: an adapter with the same fingerprint was found; nothing was trained
+    wall_seconds: float  # of the run that trained the adapter
+    train_tokens_per_sec: float
+    best_epoch: float | None
+    best_val_loss: float | None
+    loaded: LoadedModel | None = field(default=None, repr=False, compare=False)  # trained model in memory
+
+
+def adapters_root(out_root: str | Path | None = None) -> Path:
+    """Where adapters go: `out_root`, else $SLMBENCH_ADAPTERS, else ./adapters (where the bench looks)."""
+    return Path(out_root).expanduser() if out_root else default_adapters_root()
+
+
+def adapter_dir_for(config: TrainConfig, out_root: str | Path | None = None) -> Path:
+    """`<root>/<model>/<task>/<preset>`, the folder `slmbench` finds adapters in."""
+    return adapters_root(out_root) / resolve(config.model).name / config.task / config.preset
+
+
+def train(config: TrainConfig, out_root: str | Path | None = None, force: bool = False) -> TrainResult:
+    """Train (or find) the LoRA adapter for `config`; see the module docstring for what is written."""
+    started = time.perf_counter()
+    check_config(config)
+    task, target = TASKS[config.task], adapter_dir_for(config, out_root)
+
+    # --- setup: base model, examples, run identity
+    loaded = load_model(config.model, dtype="float32")
+    config = with_target_modules(config, loaded.model.config.model_type)
+    train_set = build_examples(loaded, task, "train", config.max_seq_len)
+    val_set = build_examples(loaded, task, "val", config.max_seq_len)
+    run = describe_run(config, loaded, task, train_set, val_set)
+    if not force and (finished := finished_adapter(target, run["fingerprint"])):
+        log.info("%s: same settings, data and base; reusing it (force=True retrains)", target)
+        return finished
+    model = wrap_with_lora(loaded, config)
+
+    # --- train, in a staging folder renamed into place only when complete
+    with staging_folder(target) as staging:
+        trainer, progress = make_trainer(model, config, train_set, val_set, staging / "checkpoints",
+                                         loaded.tokenizer.pad_token_id)
+        trainer.train()
+        model = release_from_trainer(trainer).eval()
+        if not trainer.is_world_process_zero():
+            return TrainResult(target, False, time.perf_counter() - started, progress.tokens_per_sec, None, None)
+
+        # --- save: adapter, provenance, loss history and plot, then publish
+        run = write_adapter_folder(staging, model, trainer, progress, run, time.perf_counter() - started)
+        publish(staging, target)
+    adapter_hash = files_sha256(sorted(target.glob("adapter_model.*")) + [target / "adapter_config.json"])
+    trained = replace(loaded, model=model, adapter_dir=target, adapter_hash=adapter_hash)
+    return result_from_record(target, run, reused=False, loaded=trained)
+
+
+def write_adapter_folder(staging: Path, model: PeftModel, trainer: Trainer, progress: TrainProgress, run: dict,
+                         wall_seconds: float) -> dict:
+    """Adapter (PEFT format), loss history and plot, and training_config.json; returns the latter's record."""
+    model.peft_config["default"].base_model_name_or_path = run["base_model_name"]  # what attach_adapter checks
+    model.save_pretrained(staging, save_embedding_layers=False)  # embeddings are never trained here
+    shutil.rmtree(staging / "checkpoints")
+    history = loss_history(trainer.state.log_history)
+    write_json_atomic(staging / "loss_history.json", history)
+    plot_loss(history, staging / "loss.png", f"{run['base_model_name']} LoRA {run['preset']} on {run['task']}")
+    run = {**run, **run_results(trainer, progress, history, wall_seconds)}
+    write_json_atomic(staging / CONFIG_FILE, run)
+    return run
+
+
+def finished_adapter(target: Path, fingerprint: str) -> TrainResult | None:
+    """The adapter already in `target` if it was trained with this exact fingerprint."""
+    config_path = target / CONFIG_FILE
+    if not (config_path.is_file() and (target / "adapter_model.safetensors").is_file()):
+        return None
+    record = json.loads(config_path.read_text())
+    if record.get("fingerprint") != fingerprint:
+        log.warning("%s holds an adapter from other settings, data or base; it will be replaced", target)
+        return None
+    return result_from_record(target, record, reused=True)
+
+
+def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedModel | None = None) -> TrainResult:
+    return TrainResult(target, reused, record["wall_seconds"], record["train_tokens_per_sec"],
+                       record["best_epoch"], record["best_val_loss"], loaded)
+
+
+def wrap_with_lora(loaded: LoadedModel, config: TrainConfig) -> PeftModel:
+    """The base model with fresh LoRA adapters on `config.target_modules` (seeded)."""
+    set_seed(config.seed)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    try:
+        return get_peft_model(loaded.model, lora)
+    except ValueError as error:
+        raise TrainingConfigError(f"{loaded.spec.name}: LoRA target modules {', '.join(config.target_modules)} "
+                                  f"do not fit: {str(error).splitlines()[0][:300]}") from None
+
+
+class CompletionLossTrainer(Trainer):
+    """A Trainer whose loss is `causal_lm_loss`: completion tokens only, optionally completion-only logits."""
+
+    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by accumulation steps
+
+    def __init__(self, *args, completion_only_logits: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.completion_only_logits = completion_only_logits
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = causal_lm_loss(model, inputs, self.completion_only_logits)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def training_arguments(config: TrainConfig, output_dir: Path, evaluate: bool) -> TrainingArguments:
+    """TrainingArguments for `config`; `evaluate` turns on per-epoch val loss and best-epoch selection."""
+    on_cpu = not torch.cuda.is_available()
+    per_epoch = "epoch" if evaluate else "no"
+    return TrainingArguments(
+        output_dir=str(output_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.lr, seed=config.seed, bf16=config.bf16, use_cpu=on_cpu,
+        eval_strategy=per_epoch, save_strategy=per_epoch, load_best_model_at_end=evaluate,
+        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=1, save_only_model=True,
+        train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, same epochs
+        logging_steps=1, include_num_input_tokens_seen="non_padding", disable_tqdm=False, report_to="none",
+        remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True,
+        dataloader_pin_memory=not on_cpu,
+    )
+
+
+def make_trainer(model: torch.nn.Module, config: TrainConfig, train_set: ExampleSet, val_set: ExampleSet | None,
+                 output_dir: Path, pad_token_id: int) -> tuple[CompletionLossTrainer, TrainProgress]:
+    """The Trainer for one run, with the progress bar that also measures train tokens/s."""
+    trainer = CompletionLossTrainer(
+        model=model, args=training_arguments(config, output_dir, evaluate=val_set is not None),
+        train_dataset=train_set.examples, eval_dataset=val_set.examples if val_set else None,
+        data_collator=PadCollator(pad_token_id), completion_only_logits=config.completion_only_logits,
+    )
+    progress = TrainProgress()
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(progress)
+    return trainer, progress
+
+
+def release_from_trainer(trainer: Trainer) -> torch.nn.Module:
+    """The trained model as a plain module again, without accelerate's autocast forward wrapper.
+
+    accelerate also marks a model it prepared and skips it ever after: a later Trainer on the same
+    model object (the benchmark's) would silently run without its own autocast setting.
+    """
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    model.__dict__.pop("_is_accelerate_prepared", None)
+    return model
+
+
+def run_results(trainer: Trainer, progress: TrainProgress, history: dict, wall_seconds: float) -> dict:
+    """What training_config.json records about how the run went."""
+    best = history["best"]
+    return {
+        "wall_seconds": round(wall_seconds, 2), "train_seconds": round(progress.train_seconds, 2),
+        "train_tokens": progress.train_tokens, "train_tokens_per_sec": round(progress.tokens_per_sec, 1),
+        "steps": trainer.state.global_step, "best_epoch": best["epoch"] if best else None,
+        "best_val_loss": best["loss"] if best else None, "device": str(trainer.args.device),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Move the finished staging folder to `target`, replacing an older adapter there."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(target)
+
+
+@contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A hidden folder beside `target` to build the adapter in, removed on exit whatever happens.
+
+    Every process of a torchrun job gets the same name (they must agree on where the Trainer's
+    checkpoints are); only the main process locks, cleans and removes it.
+    """
+    staging = target.with_name(f".{target.name}.partial")
+    if os.environ.get("RANK", "0") != "0":
+        yield staging
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(staging) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrainingConfigError(f"another training is writing {target} (it holds {lock.lock_file}); "
+                                  f"wait for it to finish") from None
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed run
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)

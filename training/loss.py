@@ -1,0 +1,41 @@
+"""The training loss: next-token cross-entropy over completion tokens only.
+
+With `completion_only=True` the vocabulary projection (lm_head) runs only at the positions whose
+next token is a completion token. Gemma 3's 262k-token vocabulary makes that projection, and the
+float32 logits it feeds to the loss, the largest cost of a step; prompts are most of every example.
+The selection is done by the model's own forward (`logits_to_keep` given a boolean
+(batch, sequence) mask, transformers >= 5), so it passes through the PEFT wrapper, DDP and
+accelerate's autocast unchanged, and keeps any model-specific logit processing (e.g. Gemma's
+final soft-capping). `completion_only=False` is the plain causal-LM loss on full logits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from slmbench.errors import TrainingConfigError
+from training.data import IGNORE
+
+
+def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], completion_only: bool = True) -> torch.Tensor:
+    """Mean cross-entropy of the batch's completion tokens (labels != IGNORE), next-token shifted.
+
+    Args:
+        model: a causal LM, bare or wrapped (PeftModel, DDP).
+        batch: `input_ids`, `attention_mask` and `labels` from `PadCollator`.
+        completion_only: compute logits only where the loss counts; False computes them everywhere.
+    """
+    targets = batch["labels"][:, 1:]
+    counted = targets != IGNORE  # (batch, seq - 1): position t predicts token t + 1
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if not completion_only:
+        logits = model(**inputs).logits[:, :-1]
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+    positions = F.pad(counted, (0, 1), value=False)  # the last position predicts nothing
+    logits = model(**inputs, logits_to_keep=positions).logits
+    if logits.dim() != 2 or logits.shape[0] != int(counted.sum()):
+        raise TrainingConfigError(
+            f"{type(model).__name__} ignored the boolean logits_to_keep mask (got logits of shape {tuple(logits.shape)}); "
+            f"it needs transformers >= 5 for completion-only logits, or train with --full-logits")
+    return F.cross_entropy(logits.float(), targets[counted])
