@@ -40,3 +40,20 @@ def test_a_drop_inside_the_baseline_interval_passes_and_below_it_fails():
     (line,) = regressions({"metrics": {"accuracy": {"value": 0.65}}}, baseline, {})
     assert line.startswith("accuracy: 0.650 < 0.700 (baseline 0.800, baseline 95% CI")
     assert regressions({"metrics": {"accuracy": {"value": 0.72}}}, baseline, {"accuracy": 0.05})  # tolerance wins
+
+
+def test_the_committed_baseline_matches_the_regression_settings_and_current_data():
+    from pathlib import Path
+
+    from bench.baseline import load_baseline
+    from slmbench.hashing import file_sha256
+    from tasks import TASKS
+
+    rows = load_baseline(Path(__file__).resolve().parents[1] / "bench" / "baseline.json")
+    assert {row["model"] for row in rows.values()} == {"smollm2-135m-instruct", "gemma3-270m"}
+    assert {row["task"] for row in rows.values()} == set(TASKS)
+    for row in rows.values():  # the settings tox -e regression uses; refresh with --bench-update-baseline
+        task = TASKS[row["task"]]
+        assert (row["split"], row["limit"], row["n"]) == ("val", 20, 20)
+        assert row["provenance"]["task_version"] == task.version
+        assert row["provenance"]["data_hash"] == file_sha256(task.data_path("val"))

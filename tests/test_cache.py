@@ -64,3 +64,17 @@ def test_corrupt_entry_is_regenerated_never_returned(tiny, cache, damage):
     again = generate(tiny, PROMPTS, DECODING, cache=cache)
     assert again.cache_hits == len(PROMPTS) - 1
     assert [c.text for c in again.completions] == [c.text for c in first.completions]
+
+
+def test_atomic_writes_make_ordinary_files(tmp_path):
+    import os
+    import stat
+
+    from slmbench.atomic import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "board.md", "x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "board.md").stat().st_mode) == 0o644
