@@ -103,22 +103,20 @@ def discover_adapters(root: Path, models: list[str], tasks: list[str]) -> list[P
 
 
 def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str]) -> list[Case]:
-    """Every selected model × task, each model followed by its adapters on that task."""
+    """Every selected model × task: a model's base cases, then each adapter's (one model load each)."""
     models = select_models(model_names)
     tasks = select_tasks(task_names)
     adapters = _adapters(adapter_option, [spec.name for _, spec in models], tasks)
+    owners = {adapter: adapter_owner(adapter) for adapter in adapters}
     cases = []
     for name, spec in models:
-        for task in tasks:
-            cases.append(Case(name, spec, task))
-            for adapter in adapters:
-                owner, owner_task = adapter_owner(adapter)
-                if owner in (spec.name, spec.location, name) and owner_task in (task, None):
-                    cases.append(Case(name, spec, task, adapter))
+        cases += [Case(name, spec, task) for task in tasks]
+        for adapter, (owner, owner_task) in owners.items():
+            if owner in (spec.name, spec.location, name):
+                cases += [Case(name, spec, task, adapter) for task in tasks if owner_task in (task, None)]
     used = {case.adapter for case in cases}
-    for adapter in adapters:
+    for adapter, (owner, owner_task) in owners.items():
         if adapter not in used:
-            owner, owner_task = adapter_owner(adapter)
             raise SelectionError(f"--bench-adapters: {adapter} was trained for {owner} on {owner_task or 'any task'}, "
                                  f"which is not among the selected models and tasks")
     return cases

@@ -9,12 +9,12 @@ import pytest
 
 from slmbench.evaluation import Evaluation
 from tasks import TASKS
+from tasks.core import JSON_METRICS
 from tasks.scoring import worst_samples
 
 from bench.baseline import comparable, regressions
 from bench.cases import Case
 
-JSON_CHECKS = ("json_valid", "schema_valid")
 
 
 class Check(NamedTuple):
@@ -42,7 +42,7 @@ class BenchOutcome:
     def threshold_check(self, metric: str) -> Check:
         """Is `metric` at or above its threshold? Skips what does not apply to this case."""
         task = TASKS[self.case.task]
-        if metric in JSON_CHECKS and not task.is_json:
+        if metric in JSON_METRICS and not task.is_json:
             pytest.skip(f"{task.name} is a text task: its outputs are not JSON")
         if metric not in self.minimums:
             pytest.skip(f"no threshold for {metric} on {self.case.id} (task default or bench/thresholds.toml)")

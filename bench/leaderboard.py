@@ -10,9 +10,9 @@ import numpy as np
 from tabulate import tabulate
 
 from tasks import TASKS
+from tasks.core import JSON_METRICS
 from tasks.scoring import aggregate, resample_rows
 
-JSON_METRICS = ("json_valid", "schema_valid")
 FORMAT = 1
 
 
@@ -102,7 +102,7 @@ def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
                       _number(row["speed"]["tokens_per_sec"], 1), _number(row["speed"]["eval_seconds"], 1)])
         delta = deltas.get(row["case_id"])
         if delta:
-            table.append(["", f"Δ vs base", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
+            table.append(["", "Δ vs base", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
                           *(_delta(delta["metrics"].get(m)) for m in metrics), "", ""])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 

@@ -20,11 +20,12 @@ from slmbench.evaluation import evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
 from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
 from tasks import TASKS
+from tasks.core import JSON_METRICS
 
 from bench import leaderboard, store
 from bench.baseline import load_baseline
 from bench.cases import Case, build_cases, default_models
-from bench.checks import JSON_CHECKS, BenchOutcome
+from bench.checks import BenchOutcome
 from bench.records import make_record
 from bench.thresholds import DEFAULT_FILE, load_thresholds
 
@@ -109,7 +110,7 @@ class BenchSession:
             return
         if "bench_metric" in metafunc.fixturenames:
             params = [self._param(case, metric, suffix=f"-{metric}") for case in self.cases()
-                      for metric in self.thresholds.minimums(case.id, case.task) if metric not in JSON_CHECKS]
+                      for metric in self.thresholds.minimums(case.id, case.task) if metric not in JSON_METRICS]
             metafunc.parametrize("bench_case,bench_metric", params, scope="function")
         else:
             metafunc.parametrize("bench_case", [self._param(case) for case in self.cases()], scope="function")
@@ -146,11 +147,18 @@ class BenchSession:
         evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache())
         record = make_record(case, task, split, limit, loaded, evaluation)
         self.records[case.id] = record
-        baseline_path = self.option("baseline")
-        use_baseline = baseline_path and not self.option("update_baseline")
         return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
                             {m: self.thresholds.tolerance(case.id, m) for m in task.metrics},
-                            load_baseline(Path(baseline_path)) if use_baseline else None, str(baseline_path))
+                            self._baseline(), str(self.option("baseline")))
+
+    def _baseline(self) -> dict[str, dict] | None:
+        """The baseline rows (read once), or None without --bench-baseline or while updating it."""
+        path = self.option("baseline")
+        if not path or self.option("update_baseline"):
+            return None
+        if not hasattr(self, "_baseline_rows"):
+            self._baseline_rows = load_baseline(Path(path))
+        return self._baseline_rows
 
     def _load(self, case: Case):
         key = (case.model, str(case.adapter), self.option("dtype"))

@@ -13,6 +13,7 @@ import jsonschema
 from slmbench.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
+JSON_METRICS = ("json_valid", "schema_valid")  # every JSON task reports these (see Task.metrics)
 FIXTURES = Path(os.environ.get("SLMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
 
