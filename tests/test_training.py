@@ -289,6 +289,32 @@ def test_cli_reports_errors_for_people(capsys):
     assert (code, capsys.readouterr().err) == (2, "slmbench: error: lr must be a positive number, got 0.0\n")
 
 
+def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tmp_path, capsys, monkeypatch):
+    """What `make main` runs: several models x tasks; the second call trains nothing."""
+    argv = ["--model", "tiny-random-llama,tiny-random-qwen2", "--task", "iris", "--preset", "fast",
+            "--max-steps", "1", "--out", str(tmp_path)]
+    assert training_main(argv) == 0
+    first = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
+    assert [line.split(":")[0] for line in first] == [str(tmp_path / m / "iris" / "fast")
+                                                      for m in ("tiny-random-llama", "tiny-random-qwen2")]
+    assert all(": trained;" in line for line in first), first
+    monkeypatch.setattr("training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
+    assert training_main(argv) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
+    assert len(again) == 2 and all(": reused" in line for line in again), again
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--task", "iris,nope"], "unknown task 'nope'"),
+    (["--task", "iris,,bioqa"], "--task 'iris,,bioqa' has an empty name"),
+    (["--task", "all", "--lora-r", "0"], "lora_r must be a positive number, got 0"),
+])
+def test_cli_checks_every_pair_before_loading_a_model(flags, message, capsys, monkeypatch):
+    monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    assert training_main(["--model", "tiny-random-llama,tiny-random-qwen2", *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
 # --- a real model
 
 @pytest.mark.real_model

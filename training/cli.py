@@ -3,7 +3,8 @@
 Examples:
     python -m training --model smollm2-135m-instruct --task iris --preset fast
     python -m training --model gemma3-270m --task recipes --preset quality --epochs 4 --out adapters
-    python -m training merge --adapter adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
+    python -m training --model smollm2-135m-instruct,gemma3-270m --task all    # every missing adapter
+    python -m training merge adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
 
 Heavy imports (torch, transformers) wait until a command runs, so building the parser stays cheap.
 """
@@ -20,8 +21,12 @@ from training.config import DEFAULT_PRESET, PRESETS
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train` flags; unset tuning flags keep the preset's values."""
-    parser.add_argument("--model", required=True, help="registry name, local directory or hub id of the base model")
-    parser.add_argument("--task", required=True, help="task to train on (its train split; val picks the best epoch)")
+    parser.add_argument("--model", required=True,
+                        help="registry name, local directory or hub id of the base model; comma-separate several")
+    parser.add_argument("--task", required=True,
+                        help="task to train on (its train split; val picks the best epoch); comma-separate several, "
+                             "or 'all'. Each model x task pair gets its adapter, in that order; finished ones are "
+                             "reused, so this also means 'train what is missing'")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                         help=f"starting values (default {DEFAULT_PRESET}); "
                              + "; ".join(f"{name}: lr {p.lr:g}, {p.epochs} epochs, batch {p.batch_size}, r {p.lora_r}"
@@ -45,24 +50,46 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Train (or reuse) the adapter and print where it is and how it went."""
+    """Train (or reuse) the adapter of each model x task pair and print where it is and how it went."""
     from training.config import make_config
     from training.lora import train
 
-    config = make_config(
-        args.model, args.task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, batch_size=args.batch_size,
-        max_seq_len=args.max_seq_len, seed=args.seed, max_steps=args.max_steps, target_modules=args.target_modules,
-        completion_only_logits=False if args.full_logits else None, bf16=False if args.fp32 else None,
-    )
-    result = train(config, out_root=args.out, force=args.force)
-    if os.environ.get("RANK", "0") != "0":
-        return 0  # under torchrun, the main process reports
-    how = "reused (same settings, data and base; --force retrains)" if result.reused else "trained"
-    best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f} (epoch {result.best_epoch:g})"
-    print(f"{result.adapter_dir}: {how}; best val loss {best}; {result.train_tokens_per_sec:.0f} train tok/s; "
-          f"{result.wall_seconds:.0f} s")
+    configs = [  # every pair is checked before the first model loads
+        make_config(
+            model, task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, batch_size=args.batch_size,
+            max_seq_len=args.max_seq_len, seed=args.seed, max_steps=args.max_steps,
+            target_modules=args.target_modules, completion_only_logits=False if args.full_logits else None,
+            bf16=False if args.fp32 else None)
+        for model in comma_list(args.model, "--model") for task in task_list(args.task)
+    ]
+    for config in configs:
+        result = train(config, out_root=args.out, force=args.force)
+        if os.environ.get("RANK", "0") != "0":
+            continue  # under torchrun, the main process reports
+        how = "reused (same settings, data and base; --force retrains)" if result.reused else "trained"
+        best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f} (epoch {result.best_epoch:g})"
+        print(f"{result.adapter_dir}: {how}; best val loss {best}; {result.train_tokens_per_sec:.0f} train tok/s; "
+              f"{result.wall_seconds:.0f} s", flush=True)
+        del result  # frees the trained model before the next pair loads its base
     return 0
+
+
+def comma_list(value: str, flag: str) -> list[str]:
+    """`a,b` -> [a, b]; an empty item is an error naming the flag."""
+    from slmbench.errors import TrainingConfigError
+
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise TrainingConfigError(f"{flag} {value!r} has an empty name; separate names with single commas")
+    return list(dict.fromkeys(items))
+
+
+def task_list(value: str) -> list[str]:
+    """The tasks named by --task: a comma list, or 'all' for every registered task."""
+    from tasks import TASKS
+
+    return list(TASKS) if value.strip() == "all" else comma_list(value, "--task")
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
