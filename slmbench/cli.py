@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=cmd_generate)
 
     from slmbench.task_commands import add_commands
-    from training.cli import add_merge_arguments, add_train_arguments, run_merge, run_train
+    from training.cli import add_merge_arguments, add_train_arguments, run_list, run_merge, run_train
 
     add_commands(commands)
     train = commands.add_parser("train", help=run_train.__doc__)
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help=run_merge.__doc__)
     add_merge_arguments(merge)
     merge.set_defaults(run=run_merge)
+    listing = commands.add_parser("adapters", help=run_list.__doc__)
+    listing.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
+    listing.set_defaults(run=run_list)
     return parser
 
 

@@ -12,6 +12,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file
 
 import tasks.core
+from slmbench.cli import main as slmbench_main
 from slmbench.errors import TrainingConfigError
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
@@ -313,6 +314,14 @@ def test_cli_checks_every_pair_before_loading_a_model(flags, message, capsys, mo
     monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
     assert training_main(["--model", "tiny-random-llama,tiny-random-qwen2", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_adapters_command_lists_what_was_trained(trained, tmp_path, capsys):
+    assert slmbench_main(["adapters", "--out", str(trained.adapter_dir.parents[2])]) == 0
+    rows = [line.split("|")[1:4] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [[cell.strip() for cell in row] for row in rows] == [["tiny-random-qwen2", "iris", "fast"]]
+    assert slmbench_main(["adapters", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"no adapters under {tmp_path}")
 
 
 # --- a real model

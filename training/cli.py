@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from training.config import DEFAULT_PRESET, PRESETS
 
@@ -90,6 +91,30 @@ def task_list(value: str) -> list[str]:
     from tasks import TASKS
 
     return list(TASKS) if value.strip() == "all" else comma_list(value, "--task")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """List the trained adapters under the adapters root with how their training went."""
+    import json
+
+    from tabulate import tabulate
+
+    from slmbench.paths import adapters_root
+
+    root = Path(args.out).expanduser() if args.out else adapters_root()
+    rows = []
+    for config_path in sorted(root.glob("*/*/*/training_config.json")):
+        record = json.loads(config_path.read_text())
+        best = "" if record.get("best_val_loss") is None else f"{record['best_val_loss']:.4f} @ {record['best_epoch']:g}"
+        rows.append([record["base_model_name"], record["task"], record["preset"], record["train_examples"],
+                     record["steps"], best, f"{record['train_tokens_per_sec']:.0f}", f"{record['wall_seconds']:.0f}",
+                     record["finished_at"]])
+    if not rows:
+        print(f"no adapters under {root}; train one with `slmbench train --model M --task T`")
+        return 0
+    print(tabulate(rows, tablefmt="github", headers=["model", "task", "preset", "train examples", "steps",
+                                                      "best val loss @ epoch", "train tok/s", "wall s", "finished"]))
+    return 0
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
