@@ -49,6 +49,7 @@ def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: L
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "model_source": case.model, "model_hash": loaded.weights_hash,
             "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
+            "adapter_merged": loaded.adapter_merged if case.adapter else None,
             "dtype": loaded.dtype, "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
             "decoding": asdict(decoding_for(task)),
             "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},

@@ -50,3 +50,19 @@ def test_adapter_whose_modules_do_not_exist_in_the_base(tmp_path):
     adapter = save_adapter("tiny-random-phi3", tmp_path / "adapter", targets=("qkv_proj",), recorded_base=None)
     with pytest.raises(AdapterError, match="does not fit tiny-random-llama"):
         load_model("tiny-random-llama", adapter=adapter)
+
+
+def test_adapter_is_merged_by_default_with_the_same_outputs_as_separate_lora_layers(tmp_path):
+    from slmbench.cache import generation_key
+
+    adapter = save_adapter("tiny-random-llama", tmp_path / "adapter")
+    merged = load_model("tiny-random-llama", dtype="float32", adapter=adapter)
+    separate = load_model("tiny-random-llama", dtype="float32", adapter=adapter, merge_adapter=False)
+    assert (merged.adapter_merged, separate.adapter_merged) == (True, False)
+    assert not any("lora_" in name for name, _ in merged.model.named_parameters())
+    assert any("lora_" in name for name, _ in separate.model.named_parameters())
+    assert (merged.label, merged.adapter_hash) == (separate.label, separate.adapter_hash)
+    decoding, prompts = DecodingConfig(max_new_tokens=12), ["hello", "a longer prompt about irises"]
+    assert [c.text for c in generate(merged, prompts, decoding).completions] == \
+        [c.text for c in generate(separate, prompts, decoding).completions]
+    assert generation_key(merged, "hello", decoding) != generation_key(separate, "hello", decoding)
