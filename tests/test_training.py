@@ -291,7 +291,7 @@ def test_cli_reports_errors_for_people(capsys):
 
 
 def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tmp_path, capsys, monkeypatch):
-    """What `make main` runs: several models x tasks; the second call trains nothing."""
+    """Several models x tasks; the second call reuses, and `--skip-trained` (make main) skips any preset."""
     argv = ["--model", "tiny-random-llama,tiny-random-qwen2", "--task", "iris", "--preset", "fast",
             "--max-steps", "1", "--out", str(tmp_path)]
     assert training_main(argv) == 0
@@ -303,6 +303,11 @@ def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tm
     assert training_main(argv) == 0
     again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
     assert len(again) == 2 and all(": reused" in line for line in again), again
+    monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    assert training_main(["--model", "tiny-random-llama,tiny-random-qwen2", "--task", "iris", "--preset", "quality",
+                          "--skip-trained", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{m} on iris: skipped, already has {tmp_path / m / 'iris' / 'fast'}" for m in ("tiny-random-llama", "tiny-random-qwen2")]
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -48,6 +48,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--fp32", action="store_true", help="no bf16 autocast (slower, reference numerics)")
     parser.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
     parser.add_argument("--force", action="store_true", help="train even if a matching adapter exists")
+    parser.add_argument("--skip-trained", action="store_true",
+                        help="skip a model x task pair that already has an adapter of any preset (what `make main` "
+                             "uses: it trains only the pairs that have none)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -65,6 +68,9 @@ def run_train(args: argparse.Namespace) -> int:
         for model in comma_list(args.model, "--model") for task in task_list(args.task)
     ]
     for config in configs:
+        if args.skip_trained and (existing := trained_adapters(config, args.out)):
+            print(f"{config.model} on {config.task}: skipped, already has {', '.join(map(str, existing))}", flush=True)
+            continue
         result = train(config, out_root=args.out, force=args.force)
         if os.environ.get("RANK", "0") != "0":
             continue  # under torchrun, the main process reports
@@ -74,6 +80,15 @@ def run_train(args: argparse.Namespace) -> int:
               f"{result.wall_seconds:.0f} s", flush=True)
         del result  # frees the trained model before the next pair loads its base
     return 0
+
+
+def trained_adapters(config, out_root: str | None) -> list[Path]:
+    """Finished adapters (any preset) of the config's model and task; no model is loaded."""
+    from training.lora import adapter_dir_for
+
+    pair_dir = adapter_dir_for(config, out_root).parent
+    return sorted(path.parent for path in pair_dir.glob("*/training_config.json")
+                  if (path.parent / "adapter_model.safetensors").is_file())
 
 
 def comma_list(value: str, flag: str) -> list[str]:
