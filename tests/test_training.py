@@ -329,6 +329,27 @@ def test_adapters_command_lists_what_was_trained(trained, tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"no adapters under {tmp_path}")
 
 
+def test_sigterm_leaves_no_folder_behind(tmp_path):
+    """`kill` on a training run cleans up as Ctrl-C does (a killed CI job must not leave a half adapter)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "training", "--model", "tiny-random-llama", "--task", "iris", "--preset", "fast",
+               "--epochs", "1000", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    pair = tmp_path / "tiny-random-llama" / "iris"
+    deadline = time.monotonic() + 120
+    while not (pair / ".fast.partial" / "checkpoints").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(pair.iterdir()) == []
+
+
 # --- a real model
 
 @pytest.mark.real_model

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def run_train(args: argparse.Namespace) -> int:
     from training.config import make_config
     from training.lora import train
 
+    exit_on_sigterm()
     configs = [  # every pair is checked before the first model loads
         make_config(
             model, task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
@@ -80,6 +82,11 @@ def run_train(args: argparse.Namespace) -> int:
               f"{result.wall_seconds:.0f} s", flush=True)
         del result  # frees the trained model before the next pair loads its base
     return 0
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, a cancelled CI job) exit like Ctrl-C does: the staging folder is removed."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
