@@ -2,12 +2,12 @@
 
 Run:  python -m bench.adapter_benchmark [ADAPTER_DIR ...] [--out bench_results/adapters.json]
 
-`load_model(..., adapter=...)` merges the adapter into the weights by default; this measures why.
-The three variants decode the same batch of the adapter's own task prompts (val split), forced to
+`load_model(..., adapter=...)` keeps LoRA layers separate unless merge_adapter=True; this measures
+what merging buys in speed and costs in fidelity. The three variants decode the same batch of the adapter's own task prompts (val split), forced to
 a fixed length, in turns (base, merged, separate, repeated), and the best turn of each counts.
 Ratios are against the base measured in the same run. `same text` counts the greedy completions
-(unforced, the task's own decoding) where merged and separate layers agree: bf16 rounds the
-merged weights, so a few may differ.
+(unforced, the task's own decoding) where merged and separate layers agree: in bf16 the merged
+weights are rounded and small updates are lost, so they can differ a lot.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def measure(adapter_dir: Path, dtype: str, new_tokens: int, batch_size: int, rep
     task = TASKS[json.loads((adapter_dir / "training_config.json").read_text())["task"]]
     base_name = base_model_of(adapter_dir)
     models = {"base": load_model(base_name, dtype=dtype),
-              "merged": load_model(base_name, dtype=dtype, adapter=adapter_dir),
-              "separate": load_model(base_name, dtype=dtype, adapter=adapter_dir, merge_adapter=False)}
+              "merged": load_model(base_name, dtype=dtype, adapter=adapter_dir, merge_adapter=True),
+              "separate": load_model(base_name, dtype=dtype, adapter=adapter_dir)}
     prompts = [task.prompt(sample) for sample in task.samples("val")][:batch_size]
     forced = DecodingConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     best = dict.fromkeys(VARIANTS, 0.0)

@@ -52,12 +52,12 @@ def test_adapter_whose_modules_do_not_exist_in_the_base(tmp_path):
         load_model("tiny-random-llama", adapter=adapter)
 
 
-def test_adapter_is_merged_by_default_with_the_same_outputs_as_separate_lora_layers(tmp_path):
+def test_merged_adapter_gives_the_same_float32_outputs_as_separate_lora_layers(tmp_path):
     from slmbench.cache import generation_key
 
     adapter = save_adapter("tiny-random-llama", tmp_path / "adapter")
-    merged = load_model("tiny-random-llama", dtype="float32", adapter=adapter)
-    separate = load_model("tiny-random-llama", dtype="float32", adapter=adapter, merge_adapter=False)
+    merged = load_model("tiny-random-llama", dtype="float32", adapter=adapter, merge_adapter=True)
+    separate = load_model("tiny-random-llama", dtype="float32", adapter=adapter)
     assert (merged.adapter_merged, separate.adapter_merged) == (True, False)
     assert not any("lora_" in name for name, _ in merged.model.named_parameters())
     assert any("lora_" in name for name, _ in separate.model.named_parameters())

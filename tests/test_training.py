@@ -214,7 +214,7 @@ def test_trained_model_is_handed_back_without_accelerate_wrappers(trained):
 
 def test_saved_adapter_reproduces_the_trained_model(trained, small_iris):
     prompts = [small_iris.prompt(s) for s in small_iris.samples("val")]
-    reloaded = load_model("tiny-random-qwen2", dtype="float32", adapter=trained.adapter_dir, merge_adapter=False)
+    reloaded = load_model("tiny-random-qwen2", dtype="float32", adapter=trained.adapter_dir)
     expected = greedy_texts(trained.loaded, prompts)
     assert (greedy_texts(reloaded, prompts), reloaded.label) == (expected, "tiny-random-qwen2+lora-fast")
 
@@ -222,7 +222,7 @@ def test_saved_adapter_reproduces_the_trained_model(trained, small_iris):
 def test_merged_model_matches_base_plus_adapter(trained, small_iris, tmp_path):
     prompts = [small_iris.prompt(s) for s in small_iris.samples("val")]
     merged = load_model(str(merge_adapter(trained.adapter_dir, tmp_path / "merged")), dtype="float32")
-    adapted = load_model("tiny-random-qwen2", dtype="float32", adapter=trained.adapter_dir, merge_adapter=False)
+    adapted = load_model("tiny-random-qwen2", dtype="float32", adapter=trained.adapter_dir)
     assert greedy_texts(merged, prompts) == greedy_texts(adapted, prompts)
 
 

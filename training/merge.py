@@ -48,7 +48,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
     if out_dir.exists() and not (out_dir / MARKER).is_file():
         raise TrainingConfigError(f"{out_dir} exists and is not a merged model; choose another --out")
-    loaded = load_model(base_model_of(adapter_dir), dtype="float32", adapter=adapter_dir)
+    loaded = load_model(base_model_of(adapter_dir), dtype="float32", adapter=adapter_dir, merge_adapter=True)
     merged = loaded.model
     tokenizer = loaded.tokenizer
     if not loaded.chat:
