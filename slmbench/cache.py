@@ -42,8 +42,8 @@ def generation_key(loaded, rendered_prompt: str, decoding) -> str:
         "decoding": asdict(decoding),
         "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
     }
-    if loaded.adapter_hash:  # merged weights round differently from separate LoRA layers (bf16)
-        material["adapter_merged"] = loaded.adapter_merged
+    if loaded.adapter_merged:  # merged weights round differently from separate LoRA layers (bf16)
+        material["adapter_merged"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
