@@ -17,10 +17,7 @@ import json
 import os
 from pathlib import Path
 
-import torch
-from tabulate import tabulate
-
-from slmbench.atomic import write_json_atomic
+from bench.report import print_and_save
 from slmbench.evaluation import decoding_for
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
@@ -85,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                "separate/base", "same text merged vs separate"]
     table = [[r["adapter"], r["dtype"], r["base_tok_s"], r["merged_tok_s"], r["separate_tok_s"], r["merged_over_base"],
               r["separate_over_base"], f"{r['same_text']} of {r['prompts']}"] for r in rows]
-    print(tabulate(table, headers=headers, tablefmt="github", floatfmt=".2f"))
-    write_json_atomic(args.out, {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
-    print(f"\nsaved {args.out}")
+    print_and_save(table, headers, rows, args.out)
     return 0
 
 

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import torch
-from tabulate import tabulate
 
-from slmbench.atomic import write_json_atomic
+from bench.report import print_and_save
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
@@ -96,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                "engine/plain", f"same as fp32 (of {len(PROMPTS)})"]
     table = [[r["model"], r["dtype"], r["batch1_tok_s"], r["batch16_tok_s"], r["batch16_over_batch1"],
               r["plain_generate_batch16_tok_s"], r["engine_over_plain"], r["same_text_as_fp32"]] for r in rows]
-    print(tabulate(table, headers=headers, tablefmt="github", floatfmt=".2f"))
-    write_json_atomic(args.out, {"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows})
-    print(f"\nsaved {args.out}")
+    print_and_save(table, headers, rows, args.out)
     return 0
 
 

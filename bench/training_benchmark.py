@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
-from tabulate import tabulate
 from transformers import PrinterCallback, TrainerCallback
 
-from slmbench.atomic import write_json_atomic
+from bench.report import print_and_save
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
 from tasks import TASKS
@@ -124,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["model", "logits", "precision", "tokens/step", "s/step", "train tok/s", "vs full fp32", "loss@1"]
     table = [[r["model"], r["logits"], r["precision"], r["tokens_per_step"], r["step_seconds"], r["tokens_per_sec"],
               r["speedup_vs_full_fp32"], r["first_step_loss"]] for r in rows]
-    print(tabulate(table, headers=headers, tablefmt="github", floatfmt=".3f"))
-    write_json_atomic(args.out, {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                                 "wall_seconds": round(time.perf_counter() - started, 1), "rows": rows})
-    print(f"\nsaved {args.out}")
+    print_and_save(table, headers, rows, args.out, floatfmt=".3f", wall_seconds=round(time.perf_counter() - started, 1))
     return 0
 
 

@@ -91,11 +91,9 @@ def exit_on_sigterm() -> None:
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
     """Finished adapters (any preset) of the config's model and task; no model is loaded."""
-    from training.lora import adapter_dir_for
+    from training.lora import adapter_dir_for, is_finished
 
-    pair_dir = adapter_dir_for(config, out_root).parent
-    return sorted(path.parent for path in pair_dir.glob("*/training_config.json")
-                  if (path.parent / "adapter_model.safetensors").is_file())
+    return sorted(folder for folder in adapter_dir_for(config, out_root).parent.glob("*") if is_finished(folder))
 
 
 def comma_list(value: str, flag: str) -> list[str]:

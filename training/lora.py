@@ -124,14 +124,18 @@ def write_adapter_folder(staging: Path, model: PeftModel, trainer: Trainer, prog
 
 def finished_adapter(target: Path, fingerprint: str) -> TrainResult | None:
     """The adapter already in `target` if it was trained with this exact fingerprint."""
-    config_path = target / CONFIG_FILE
-    if not (config_path.is_file() and (target / "adapter_model.safetensors").is_file()):
+    if not is_finished(target):
         return None
-    record = json.loads(config_path.read_text())
+    record = json.loads((target / CONFIG_FILE).read_text())
     if record.get("fingerprint") != fingerprint:
         log.warning("%s holds an adapter from other settings, data or base; it will be replaced", target)
         return None
     return result_from_record(target, record, reused=True)
+
+
+def is_finished(folder: Path) -> bool:
+    """True for a folder `train` completed: the adapter weights and training_config.json are there."""
+    return (folder / CONFIG_FILE).is_file() and (folder / "adapter_model.safetensors").is_file()
 
 
 def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedModel | None = None) -> TrainResult:
