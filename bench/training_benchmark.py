@@ -73,7 +73,8 @@ def timed_run(model, config, batch: list[dict], pad_token_id: int, workdir: Path
 def measure_model(name: str, task: str, batch_size: int, steps: int, repeats: int) -> list[dict]:
     """The four configurations on one model, interleaved within each repeat."""
     loaded = load_model(name, dtype="float32")
-    base = with_target_modules(make_config(name, task, "balanced", batch_size=batch_size, max_steps=steps + 1),
+    base = with_target_modules(make_config(name, task, "balanced", batch_size=batch_size, micro_batch_size=batch_size,
+                                           max_steps=steps + 1),
                                loaded.model.config.model_type)
     batch = build_examples(loaded, TASKS[task], "train", base.max_seq_len).examples[:batch_size]
     tokens = sum(len(e["input_ids"]) for e in batch)

@@ -19,7 +19,7 @@ from slmbench.loading import load_model
 from slmbench.registry import MODELS, model_status
 from tasks import TASKS
 from training.cli import main as training_main
-from training.config import TARGET_MODULES, make_config, target_modules_for, with_target_modules
+from training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
 from training.data import IGNORE, PadCollator, build_examples, encode_example
 from training.loss import causal_lm_loss
 from training.lora import train, wrap_with_lora
@@ -63,11 +63,18 @@ def small_iris(tmp_path_factory):
         yield TASKS["iris"]
 
 
+def trained_config():
+    return make_config("tiny-random-qwen2", "iris", "fast", epochs=20, batch_size=4, micro_batch_size=2, lr=1e-2,
+                       bf16=False)
+
+
 @pytest.fixture(scope="module")
 def trained(small_iris, tmp_path_factory):
-    """One short, fast-learning run on a chat-template tiny model (float32 for exact comparisons)."""
-    config = make_config("tiny-random-qwen2", "iris", "fast", epochs=20, batch_size=4, lr=1e-2, bf16=False)
-    return train(config, out_root=tmp_path_factory.mktemp("adapters"))
+    """One short, fast-learning run on a chat-template tiny model (float32 for exact comparisons).
+
+    Batches of 4 in passes of 2: every end-to-end check below also covers gradient accumulation.
+    """
+    return train(trained_config(), out_root=tmp_path_factory.mktemp("adapters"))
 
 
 # --- config: checked before any model is loaded
@@ -79,6 +86,7 @@ def trained(small_iris, tmp_path_factory):
     ("fast", {"epochs": 0}, "epochs must be a positive number"),
     ("fast", {"warmup": 10}, "unknown training setting 'warmup'"),
     ("fast", {"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
+    ("fast", {"micro_batch_size": 0}, "micro_batch_size must be a positive number, got 0"),
 ])
 def test_bad_settings_fail_before_loading(monkeypatch, tmp_path, preset, overrides, message):
     monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
@@ -104,6 +112,14 @@ def test_presets_set_alpha_to_twice_r_unless_given():
                make_config("tiny-random-llama", "iris", "fast", lora_r=6),
                make_config("tiny-random-llama", "iris", "fast", lora_alpha=3)]
     assert [(c.lora_r, c.lora_alpha) for c in configs] == [(16, 32), (6, 12), (4, 3)]
+
+
+@pytest.mark.parametrize("batch_size, micro_batch_size, expected", [
+    (16, 4, (4, 4)), (8, 4, (4, 2)), (4, 4, (4, 1)), (2, 4, (2, 1)), (6, 4, (3, 2)), (7, 4, (1, 7)),
+])
+def test_micro_batches_add_up_to_the_batch(batch_size, micro_batch_size, expected):
+    config = make_config("tiny-random-llama", "iris", "fast", batch_size=batch_size, micro_batch_size=micro_batch_size)
+    assert accumulation(config) == expected
 
 
 # --- target modules per architecture
@@ -234,8 +250,7 @@ def test_merge_never_overwrites_a_folder_it_did_not_write(trained, tmp_path):
 
 def test_rerun_reuses_the_adapter_without_training(trained, monkeypatch):
     monkeypatch.setattr("training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
-    config = make_config("tiny-random-qwen2", "iris", "fast", epochs=20, batch_size=4, lr=1e-2, bf16=False)
-    again = train(config, out_root=trained.adapter_dir.parents[2])
+    again = train(trained_config(), out_root=trained.adapter_dir.parents[2])
     assert (again.reused, again.adapter_dir, again.best_val_loss) == (True, trained.adapter_dir, trained.best_val_loss)
 
 
@@ -264,6 +279,21 @@ def test_other_settings_replace_the_adapter(small_iris, tmp_path):
     record = json.loads((second.adapter_dir / "training_config.json").read_text())
     assert (second.reused, second.adapter_dir == first.adapter_dir, record["steps"],
             [p.name for p in second.adapter_dir.parent.iterdir()]) == (False, True, 2, ["fast"])
+
+
+def test_each_optimizer_step_accumulates_micro_batches(small_iris, monkeypatch, tmp_path):
+    passes = []
+
+    def recording_loss(model, batch, completion_only=True):
+        if model.training:
+            passes.append(batch["input_ids"].shape[0])
+        return causal_lm_loss(model, batch, completion_only)
+
+    monkeypatch.setattr("training.lora.causal_lm_loss", recording_loss)
+    result = train(make_config("tiny-random-llama", "iris", "fast", epochs=1, batch_size=4, micro_batch_size=2),
+                   out_root=tmp_path)
+    record = json.loads((result.adapter_dir / "training_config.json").read_text())
+    assert (passes, record["steps"], record["settings"]["micro_batch_size"]) == ([2, 2], 1, 2)
 
 
 def test_interrupted_training_leaves_no_folder_behind(small_iris, monkeypatch, tmp_path):

@@ -39,7 +39,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--lora-r", type=int, help="adapter rank")
     tuning.add_argument("--lora-alpha", type=int, help="LoRA scaling numerator (default 2 * r)")
     tuning.add_argument("--lora-dropout", type=float, help="default 0.05")
-    tuning.add_argument("--batch-size", type=int)
+    tuning.add_argument("--batch-size", type=int, help="examples per optimizer step")
+    tuning.add_argument("--micro-batch-size", type=int,
+                        help="examples per forward/backward pass, gradients accumulated to --batch-size "
+                             "(default 4; lower it if training runs out of memory)")
     tuning.add_argument("--max-seq-len", type=int, help="longest example in tokens (default 512)")
     tuning.add_argument("--seed", type=int, help="default 0")
     tuning.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
@@ -64,6 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
         make_config(
             model, task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
             lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, batch_size=args.batch_size,
+            micro_batch_size=args.micro_batch_size,
             max_seq_len=args.max_seq_len, seed=args.seed, max_steps=args.max_steps,
             target_modules=args.target_modules, completion_only_logits=False if args.full_logits else None,
             bf16=False if args.fp32 else None)

@@ -41,7 +41,7 @@ from slmbench.loading import LoadedModel, load_model
 from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
 from tasks import TASKS
-from training.config import TrainConfig, check_config, with_target_modules
+from training.config import TrainConfig, accumulation, check_config, with_target_modules
 from training.data import ExampleSet, PadCollator, build_examples
 from training.loss import causal_lm_loss
 from training.progress import TrainProgress
@@ -158,7 +158,7 @@ def wrap_with_lora(loaded: LoadedModel, config: TrainConfig) -> PeftModel:
 class CompletionLossTrainer(Trainer):
     """A Trainer whose loss is `causal_lm_loss`: completion tokens only, optionally completion-only logits."""
 
-    loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by accumulation steps
+    loss_is_scaled_for_ga = False  # a per-pass mean: the Trainer divides it by the passes of the step
 
     def __init__(self, *args, completion_only_logits: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -173,9 +173,10 @@ def training_arguments(config: TrainConfig, output_dir: Path, evaluate: bool) ->
     """TrainingArguments for `config`; `evaluate` turns on per-epoch val loss and best-epoch selection."""
     on_cpu = not torch.cuda.is_available()
     per_epoch = "epoch" if evaluate else "no"
+    per_pass, passes = accumulation(config)
     return TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        per_device_train_batch_size=per_pass, gradient_accumulation_steps=passes, per_device_eval_batch_size=per_pass,
         learning_rate=config.lr, seed=config.seed, bf16=config.bf16, use_cpu=on_cpu,
         eval_strategy=per_epoch, save_strategy=per_epoch, load_best_model_at_end=evaluate,
         metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=1, save_only_model=True,
