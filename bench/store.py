@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 SCHEMA = """
@@ -42,9 +43,28 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the store; WAL mode lets readers and one writer work together."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
+    use_wal(connection)
     connection.execute(SCHEMA)
     return connection
+
+
+def use_wal(connection: sqlite3.Connection) -> None:
+    """Switch a new database to WAL (it stays WAL). SQLite answers "database is locked" at once, without
+    waiting out the busy timeout, when two processes switch it together (xdist workers on a fresh
+    results.db), so this retries until the timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error):
+                raise
+            mode = "locked"
+        if mode == "wal":
+            return
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"could not switch the results store to WAL in {BUSY_TIMEOUT_S} s ({mode})")
+        time.sleep(0.05)
 
 
 def append_record(path: Path, run_id: str, record: dict) -> int:
