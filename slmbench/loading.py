@@ -103,7 +103,22 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
         model, tokenizer = _from_pretrained(spec, directory, dtype)
         loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash)
     _prepare_tokenizer(loaded)
+    _feed_lm_head_contiguous(loaded.model)
     return attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
+
+
+def _feed_lm_head_contiguous(model: torch.nn.Module) -> None:
+    """Make the LM head's input contiguous before the projection.
+
+    transformers projects only the last position at prefill (`hidden[:, -1:]`, a strided view).
+    When the weights do not require grad (frozen by PEFT, or merged), torch's matmul then expands the
+    whole (vocab x hidden) weight once per batch row into a bmm. For Gemma 3 that is 16 copies of 262k x 640 per
+    prefill, measured 20 s of a 23 s generate call. A contiguous input takes the plain mm path. The
+    values are the same.
+    """
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
 
 
 def _checkpoint_dir(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
