@@ -23,6 +23,7 @@ from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.paths import adapters_root
 from tasks import TASKS
+from training.lora import finished_adapters
 from training.merge import base_model_of
 
 VARIANTS = ("base", "merged", "separate")
@@ -31,8 +32,8 @@ VARIANTS = ("base", "merged", "separate")
 def default_adapters() -> list[Path]:
     """The first adapter `slmbench train` wrote for each base model."""
     firsts: dict[str, Path] = {}
-    for config in sorted(adapters_root().glob("*/*/*/training_config.json")):
-        firsts.setdefault(config.parts[-4], config.parent)
+    for folder in finished_adapters(adapters_root()):
+        firsts.setdefault(folder.parts[-3], folder)
     return list(firsts.values())
 
 

@@ -4,6 +4,7 @@ Tiny random models keep this fast; one test trains the real SmolLM2 for a few st
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from training.cli import main as training_main
 from training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
 from training.data import IGNORE, PadCollator, build_examples, encode_example
 from training.loss import causal_lm_loss
-from training.lora import train, wrap_with_lora
+from training.lora import finished_adapters, train, wrap_with_lora
 from training.merge import merge_adapter
 
 REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -357,6 +358,13 @@ def test_adapters_command_lists_what_was_trained(trained, tmp_path, capsys):
     assert [[cell.strip() for cell in row] for row in rows] == [["tiny-random-qwen2", "iris", "fast"]]
     assert slmbench_main(["adapters", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith(f"no adapters under {tmp_path}")
+
+
+def test_a_staging_folder_is_never_taken_for_an_adapter(trained, tmp_path):
+    """A run killed between writing its staging folder and renaming it leaves a complete-looking `.fast.partial`."""
+    staging = tmp_path / "tiny-random-qwen2" / "iris" / ".fast.partial"
+    shutil.copytree(trained.adapter_dir, staging)
+    assert (finished_adapters(tmp_path), finished_adapters(trained.adapter_dir.parents[2])) == ([], [trained.adapter_dir])
 
 
 def test_sigterm_leaves_no_folder_behind(tmp_path):

@@ -124,11 +124,12 @@ def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from slmbench.paths import adapters_root
+    from training.lora import CONFIG_FILE, finished_adapters
 
     root = Path(args.out).expanduser() if args.out else adapters_root()
     rows = []
-    for config_path in sorted(root.glob("*/*/*/training_config.json")):
-        record = json.loads(config_path.read_text())
+    for folder in finished_adapters(root):
+        record = json.loads((folder / CONFIG_FILE).read_text())
         best = "" if record.get("best_val_loss") is None else f"{record['best_val_loss']:.4f} @ {record['best_epoch']:g}"
         rows.append([record["base_model_name"], record["task"], record["preset"], record["train_examples"],
                      record["steps"], best, f"{record['train_tokens_per_sec']:.0f}", f"{record['wall_seconds']:.0f}",

@@ -134,8 +134,17 @@ def finished_adapter(target: Path, fingerprint: str) -> TrainResult | None:
 
 
 def is_finished(folder: Path) -> bool:
-    """True for a folder `train` completed: the adapter weights and training_config.json are there."""
-    return (folder / CONFIG_FILE).is_file() and (folder / "adapter_model.safetensors").is_file()
+    """True for a folder `train` completed: the adapter weights and training_config.json are there.
+
+    Hidden folders are staging (`.fast.partial`) or replaced (`.fast.old`) adapters, never finished ones.
+    """
+    return (not folder.name.startswith(".") and (folder / CONFIG_FILE).is_file()
+            and (folder / "adapter_model.safetensors").is_file())
+
+
+def finished_adapters(root: Path) -> list[Path]:
+    """Every adapter folder `train` finished under `root/<model>/<task>/<preset>`, sorted."""
+    return sorted(folder for folder in root.glob("*/*/*") if is_finished(folder))
 
 
 def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedModel | None = None) -> TrainResult:
