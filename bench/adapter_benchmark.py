@@ -1,6 +1,6 @@
 """Adapter decode benchmark: tokens/s of base, base + merged adapter, base + separate LoRA layers.
 
-Run:  python -m bench.adapter_benchmark [ADAPTER_DIR ...] [--out bench_results/adapters.json]
+Run:  python -m slmbench.bench.adapter_benchmark [ADAPTER_DIR ...] [--out bench_results/adapters.json]
 
 `load_model(..., adapter=...)` keeps LoRA layers separate unless merge_adapter=True; this measures
 what merging buys in speed and costs in fidelity. The three variants decode the same batch of the adapter's own task prompts (val split), forced to
@@ -17,14 +17,14 @@ import json
 import os
 from pathlib import Path
 
-from bench.report import print_and_save
+from slmbench.bench.report import print_and_save
 from slmbench.evaluation import decoding_for
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.paths import adapters_root
-from tasks import TASKS
-from training.lora import finished_adapters
-from training.merge import base_model_of
+from slmbench.tasks import TASKS
+from slmbench.training.lora import finished_adapters
+from slmbench.training.merge import base_model_of
 
 VARIANTS = ("base", "merged", "separate")
 

@@ -15,7 +15,7 @@ from slmbench.errors import SlmbenchError
 from slmbench.loading import adapter_label
 from slmbench.paths import adapters_root
 from slmbench.registry import MODELS, ModelSpec, how_to_get, model_status, resolve
-from tasks import TASKS
+from slmbench.tasks import TASKS
 
 BASE = "base"
 

@@ -8,12 +8,12 @@ from typing import NamedTuple
 import pytest
 
 from slmbench.evaluation import Evaluation
-from tasks import TASKS
-from tasks.core import JSON_METRICS
-from tasks.scoring import worst_samples
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import JSON_METRICS
+from slmbench.tasks.scoring import worst_samples
 
-from bench.baseline import comparable, regressions
-from bench.cases import Case
+from slmbench.bench.baseline import comparable, regressions
+from slmbench.bench.cases import Case
 
 
 

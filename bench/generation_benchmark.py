@@ -1,6 +1,6 @@
 """Generation benchmark: decode tokens/s of the engine at batch 1 and 16, bf16 and fp32.
 
-Run:  python -m bench.generation_benchmark [--models NAME ...] [--out bench_results/generation.json]
+Run:  python -m slmbench.bench.generation_benchmark [--models NAME ...] [--out bench_results/generation.json]
 
 Every figure is measured in the same run, and the table reports ratios against baselines taken
 alongside it: batch 16 vs batch 1, and the engine vs plain `model.generate` on the same batch.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench.report import print_and_save
+from slmbench.bench.report import print_and_save
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS

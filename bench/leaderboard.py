@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
-from tasks import TASKS
-from tasks.core import JSON_METRICS
-from tasks.scoring import aggregate, resample_rows
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import JSON_METRICS
+from slmbench.tasks.scoring import aggregate, resample_rows
 
 FORMAT = 1
 

@@ -19,15 +19,15 @@ from slmbench.errors import SlmbenchError
 from slmbench.evaluation import evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
 from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
-from tasks import TASKS
-from tasks.core import JSON_METRICS
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import JSON_METRICS
 
-from bench import leaderboard, store
-from bench.baseline import load_baseline
-from bench.cases import Case, build_cases, default_models
-from bench.checks import BenchOutcome
-from bench.records import make_record
-from bench.thresholds import DEFAULT_FILE, load_thresholds
+from slmbench.bench import leaderboard, store
+from slmbench.bench.baseline import load_baseline
+from slmbench.bench.cases import Case, build_cases, default_models
+from slmbench.bench.checks import BenchOutcome
+from slmbench.bench.records import make_record
+from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
 
 SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
 SPEED_ROUNDS = 2  # timed rounds per case (pytest-benchmark pedantic); tokens/s is the faster one

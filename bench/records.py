@@ -13,9 +13,9 @@ from slmbench.cache import library_version
 from slmbench.evaluation import Evaluation, decoding_for
 from slmbench.hashing import file_sha256
 from slmbench.loading import LoadedModel
-from tasks.core import Task
+from slmbench.tasks.core import Task
 
-from bench.cases import Case
+from slmbench.bench.cases import Case
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmbench.errors import SlmbenchError
-from tasks import TASKS
+from slmbench.tasks import TASKS
 
 DEFAULT_FILE = Path(__file__).with_name("thresholds.toml")
 

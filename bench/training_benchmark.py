@@ -1,6 +1,6 @@
 """Training benchmark: LoRA train tokens/s with completion-only vs full logits, bf16 autocast vs fp32.
 
-Run:  python -m bench.training_benchmark [--models NAME ...] [--task it_entities] [--batch-size 4]
+Run:  python -m slmbench.bench.training_benchmark [--models NAME ...] [--task it_entities] [--batch-size 4]
                                           [--steps 2] [--repeats 2] [--threads N] [--out bench_results/training.json]
 
 Each model trains through the recipe's own Trainer (training/lora.py) on one fixed batch of the
@@ -24,13 +24,13 @@ import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import PrinterCallback, TrainerCallback
 
-from bench.report import print_and_save
+from slmbench.bench.report import print_and_save
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
-from tasks import TASKS
-from training.config import make_config, with_target_modules
-from training.data import IGNORE, PadCollator, build_examples
-from training.lora import CompletionLossTrainer, release_from_trainer, training_arguments, wrap_with_lora
+from slmbench.tasks import TASKS
+from slmbench.training.config import make_config, with_target_modules
+from slmbench.training.data import IGNORE, PadCollator, build_examples
+from slmbench.training.lora import CompletionLossTrainer, release_from_trainer, training_arguments, wrap_with_lora
 
 # (completion_only_logits, bf16); the last one is the baseline
 CONFIGURATIONS = [(True, True), (True, False), (False, True), (False, False)]

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=cmd_generate)
 
     from slmbench.task_commands import add_commands
-    from training.cli import add_merge_arguments, add_train_arguments, run_list, run_merge, run_train
+    from slmbench.training.cli import add_merge_arguments, add_train_arguments, run_list, run_merge, run_train
 
     add_commands(commands)
     train = commands.add_parser("train", help=run_train.__doc__)

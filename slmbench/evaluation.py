@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from slmbench.cache import GenerationCache
 from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, GenerationRun, generate
 from slmbench.loading import LoadedModel
-from tasks.core import Sample, Task
-from tasks.scoring import TaskResult, score_outputs
+from slmbench.tasks.core import Sample, Task
+from slmbench.tasks.scoring import TaskResult, score_outputs
 
 
 @dataclass(frozen=True)

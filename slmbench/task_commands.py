@@ -16,8 +16,8 @@ from slmbench.evaluation import decoding_for, evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, generate
 from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
-from tasks import TASKS
-from tasks.core import Sample, Task
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import Sample, Task
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

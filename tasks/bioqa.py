@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from slmbench.errors import DatasetError
-from tasks.core import Sample, SampleScore, Task
-from tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, meteor_exact_stem, rouge_f
+from slmbench.tasks.core import Sample, SampleScore, Task
+from slmbench.tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, meteor_exact_stem, rouge_f
 
 
 def prompt(sample: Sample) -> str:

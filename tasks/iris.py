@@ -13,8 +13,8 @@ import json
 import numpy as np
 
 from slmbench.atomic import write_text_atomic
-from tasks.core import Sample, SampleScore, Task
-from tasks.metrics import check_json, class_prf_of, confusion_stats, mean_of
+from slmbench.tasks.core import Sample, SampleScore, Task
+from slmbench.tasks.metrics import check_json, class_prf_of, confusion_stats, mean_of
 
 LABELS = ["setosa", "versicolor", "virginica"]
 LEVELS = ["low", "medium", "high"]

@@ -6,8 +6,8 @@ copied verbatim from the text and matched after normalising case and whitespace.
 
 from __future__ import annotations
 
-from tasks.core import Sample, SampleScore, Task
-from tasks.metrics import check_json, entity_counts, f1_of, macro_f1_of, mean_of, micro_f1_over, precision_of, recall_of
+from slmbench.tasks.core import Sample, SampleScore, Task
+from slmbench.tasks.metrics import check_json, entity_counts, f1_of, macro_f1_of, mean_of, micro_f1_over, precision_of, recall_of
 
 TYPES = ("people", "dates", "places")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from slmbench.errors import DatasetError
-from tasks.core import Sample, SampleScore, Task, iter_jsonl
-from tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, rouge_f
-from tasks.retrieval import nearest_training_examples
+from slmbench.tasks.core import Sample, SampleScore, Task, iter_jsonl
+from slmbench.tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, rouge_f
+from slmbench.tasks.retrieval import nearest_training_examples
 
 
 def prompt(sample: Sample) -> str:

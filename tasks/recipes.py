@@ -15,8 +15,8 @@ from pathlib import Path
 from rapidfuzz import fuzz
 
 from slmbench.errors import DatasetError
-from tasks.core import Sample, SampleScore, Task
-from tasks.metrics import check_json, mean_of, normalise, rouge_f
+from slmbench.tasks.core import Sample, SampleScore, Task
+from slmbench.tasks.metrics import check_json, mean_of, normalise, rouge_f
 
 SCHEMA = {
     "type": "object",

@@ -26,7 +26,7 @@ def embedding_model():
 
 @lru_cache(maxsize=8)
 def _training_index(task_name: str, fixture: Path):
-    from tasks.core import load_samples
+    from slmbench.tasks.core import load_samples
 
     samples = load_samples(fixture, None)
     texts = [s.target for s in samples]  # a generated description is compared with training descriptions

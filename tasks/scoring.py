@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.core import Sample, SampleScore, Task
+from slmbench.tasks.core import Sample, SampleScore, Task
 
 RESAMPLES = 1000
 

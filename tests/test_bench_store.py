@@ -3,7 +3,7 @@
 import multiprocessing
 import sqlite3
 
-from bench.store import append_record, connect
+from slmbench.bench.store import append_record, connect
 
 
 def _record(case: int) -> dict:

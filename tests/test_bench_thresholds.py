@@ -2,8 +2,8 @@
 
 import pytest
 
-from bench.baseline import regressions
-from bench.thresholds import DEFAULT_FILE, ThresholdsError, load_thresholds
+from slmbench.bench.baseline import regressions
+from slmbench.bench.thresholds import DEFAULT_FILE, ThresholdsError, load_thresholds
 
 
 def test_sections_override_task_defaults_in_file_order(tmp_path):
@@ -45,9 +45,9 @@ def test_a_drop_inside_the_baseline_interval_passes_and_below_it_fails():
 def test_the_committed_baseline_matches_the_regression_settings_and_current_data():
     from pathlib import Path
 
-    from bench.baseline import load_baseline
+    from slmbench.bench.baseline import load_baseline
     from slmbench.hashing import file_sha256
-    from tasks import TASKS
+    from slmbench.tasks import TASKS
 
     rows = load_baseline(Path(__file__).resolve().parents[1] / "bench" / "baseline.json")
     assert {row["model"] for row in rows.values()} == {"smollm2-135m-instruct", "gemma3-270m"}

@@ -2,8 +2,8 @@
 
 import json
 
-from bench.leaderboard import all_deltas, render_markdown, to_json
-from tasks import TASKS
+from slmbench.bench.leaderboard import all_deltas, render_markdown, to_json
+from slmbench.tasks import TASKS
 
 IRIS = TASKS["iris"]
 

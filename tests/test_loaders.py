@@ -6,12 +6,12 @@ import json
 import pytest
 
 from slmbench.errors import DatasetError
-from tasks import TASKS
-from tasks.bioqa import from_bioasq, from_pubmedqa
-from tasks.core import load_samples
-from tasks.products import from_amazon_titles
-from tasks.recipes import SCHEMA as RECIPE_SCHEMA
-from tasks.recipes import from_recipenlg_csv
+from slmbench.tasks import TASKS
+from slmbench.tasks.bioqa import from_bioasq, from_pubmedqa
+from slmbench.tasks.core import load_samples
+from slmbench.tasks.products import from_amazon_titles
+from slmbench.tasks.recipes import SCHEMA as RECIPE_SCHEMA
+from slmbench.tasks.recipes import from_recipenlg_csv
 
 
 def write_csv(path, rows):

@@ -7,11 +7,11 @@ import pytest
 from sacrebleu.metrics import BLEU
 from sklearn.metrics import precision_recall_fscore_support
 
-from tasks import TASKS
-from tasks.core import Sample
-from tasks.metrics import (bleu_of, bleu_stats, class_prf_of, confusion_stats, entity_counts, evaluate_metric, f1_of,
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import Sample
+from slmbench.tasks.metrics import (bleu_of, bleu_stats, class_prf_of, confusion_stats, entity_counts, evaluate_metric, f1_of,
                            meteor_exact_stem, precision_of, recall_of, rouge_f)
-from tasks.recipes import ingredient_f1, title_score
+from slmbench.tasks.recipes import ingredient_f1, title_score
 
 IT = Sample("it-x", "Il Prof. Marco Rossi parla a Milano il 3 maggio.",
             {"people": ["Marco Rossi"], "dates": ["3 maggio"], "places": ["Milano"]})
@@ -34,7 +34,7 @@ def test_micro_precision_recall_f1_by_hand():
 
 
 def _it_values(outputs, samples):
-    from tasks.scoring import score_outputs
+    from slmbench.tasks.scoring import score_outputs
 
     return score_outputs(TASKS["it_entities"], outputs, samples, resamples=0)
 
@@ -143,8 +143,8 @@ def test_recipe_levels_are_separate():
 
 
 def test_iris_confusion_matrix_by_hand():
-    from tasks.iris import confusion_matrix
-    from tasks.scoring import score_outputs
+    from slmbench.tasks.iris import confusion_matrix
+    from slmbench.tasks.scoring import score_outputs
 
     task = TASKS["iris"]
     samples = [s for s in task.samples("test") if s.target["species"] == "setosa"][:2] + \

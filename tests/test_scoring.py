@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from tasks import TASKS
-from tasks.scoring import resample_rows, score_outputs
+from slmbench.tasks import TASKS
+from slmbench.tasks.scoring import resample_rows, score_outputs
 
 
 def test_bootstrap_is_seeded_and_brackets_the_value():

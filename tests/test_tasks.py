@@ -5,9 +5,9 @@ import time
 import jsonschema
 import pytest
 
-from tasks import TASKS
-from tasks.core import SPLITS
-from tasks.metrics import normalise
+from slmbench.tasks import TASKS
+from slmbench.tasks.core import SPLITS
+from slmbench.tasks.metrics import normalise
 
 MINIMUM_SIZES = {
     "it_entities": (240, 80, 80), "recipes": (200, 60, 60), "iris": (90, 30, 30),
@@ -52,7 +52,7 @@ def test_every_target_validates_and_scores_perfectly(name):
         for sample in samples:
             jsonschema.validate(sample.target, task.schema)
         if split == "test":
-            from tasks.scoring import score_outputs
+            from slmbench.tasks.scoring import score_outputs
 
             result = score_outputs(task, [task.completion(s) for s in samples], samples, resamples=0)
             headline = {"it_entities": "entity_f1", "recipes": "l3_semantic", "iris": "accuracy"}[name]
@@ -75,7 +75,7 @@ def test_recipe_ingredients_are_verbatim_in_the_prose():
 
 
 def test_iris_fixtures_match_the_builder():
-    from tasks.iris import build_samples
+    from slmbench.tasks.iris import build_samples
 
     for split, samples in build_samples().items():
         assert [(s.id, s.input, s.target) for s in samples] == \

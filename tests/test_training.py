@@ -12,19 +12,19 @@ import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file
 
-import tasks.core
+from slmbench.tasks import core as task_core
 from slmbench.cli import main as slmbench_main
 from slmbench.errors import TrainingConfigError
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.registry import MODELS, model_status
-from tasks import TASKS
-from training.cli import main as training_main
-from training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
-from training.data import IGNORE, PadCollator, build_examples, encode_example
-from training.loss import causal_lm_loss
-from training.lora import finished_adapters, train, wrap_with_lora
-from training.merge import merge_adapter
+from slmbench.tasks import TASKS
+from slmbench.training.cli import main as training_main
+from slmbench.training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
+from slmbench.training.data import IGNORE, PadCollator, build_examples, encode_example
+from slmbench.training.loss import causal_lm_loss
+from slmbench.training.lora import finished_adapters, train, wrap_with_lora
+from slmbench.training.merge import merge_adapter
 
 REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = ["tiny-random-llama", "tiny-random-qwen2", "tiny-random-mistral", "tiny-random-phi3", "tiny-random-gemma3"]
@@ -58,9 +58,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def small_iris(tmp_path_factory):
-    """tasks.core.FIXTURES pointed at a 4-train / 2-val iris for the whole module's trainings."""
+    """slmbench.tasks.core.FIXTURES pointed at a 4-train / 2-val iris for the whole module's trainings."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tasks.core, "FIXTURES", write_small_iris(tmp_path_factory.mktemp("fixtures")))
+        patch.setattr(task_core, "FIXTURES", write_small_iris(tmp_path_factory.mktemp("fixtures")))
         yield TASKS["iris"]
 
 
@@ -90,7 +90,7 @@ def trained(small_iris, tmp_path_factory):
     ("fast", {"micro_batch_size": 0}, "micro_batch_size must be a positive number, got 0"),
 ])
 def test_bad_settings_fail_before_loading(monkeypatch, tmp_path, preset, overrides, message):
-    monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("slmbench.training.lora.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(TrainingConfigError, match=message):
         train(make_config("tiny-random-llama", "iris", preset, **overrides), out_root=tmp_path)
 
@@ -103,7 +103,7 @@ def test_unknown_task_names_the_known_ones():
 def test_task_without_a_train_split(monkeypatch, tmp_path):
     (tmp_path / "iris").mkdir()
     (tmp_path / "iris" / "val.jsonl").write_text((REPO_FIXTURES / "iris" / "val.jsonl").read_text())
-    monkeypatch.setattr(tasks.core, "FIXTURES", tmp_path)
+    monkeypatch.setattr(task_core, "FIXTURES", tmp_path)
     with pytest.raises(TrainingConfigError, match=r"task 'iris' has no train split to train on: .*iris/train.jsonl"):
         make_config("tiny-random-llama", "iris", "fast")
 
@@ -250,7 +250,7 @@ def test_merge_never_overwrites_a_folder_it_did_not_write(trained, tmp_path):
 
 
 def test_rerun_reuses_the_adapter_without_training(trained, monkeypatch):
-    monkeypatch.setattr("training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("slmbench.training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
     again = train(trained_config(), out_root=trained.adapter_dir.parents[2])
     assert (again.reused, again.adapter_dir, again.best_val_loss) == (True, trained.adapter_dir, trained.best_val_loss)
 
@@ -266,8 +266,8 @@ def test_the_best_epoch_is_the_one_kept(small_iris, monkeypatch, tmp_path):
     def snapshot(self, args, state, control, model=None, **kwargs):
         snapshots.append({k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()})
 
-    monkeypatch.setattr("training.lora.causal_lm_loss", loss)
-    monkeypatch.setattr("training.lora.TrainProgress.on_epoch_end", snapshot, raising=False)
+    monkeypatch.setattr("slmbench.training.lora.causal_lm_loss", loss)
+    monkeypatch.setattr("slmbench.training.lora.TrainProgress.on_epoch_end", snapshot, raising=False)
     result = train(make_config("tiny-random-llama", "iris", "fast", epochs=3, batch_size=4, lr=1e-2), out_root=tmp_path)
     saved = load_file(result.adapter_dir / "adapter_model.safetensors")
     matches = [all(torch.equal(saved[k], weights[k]) for k in saved) for weights in snapshots]
@@ -290,7 +290,7 @@ def test_each_optimizer_step_accumulates_micro_batches(small_iris, monkeypatch, 
             passes.append(batch["input_ids"].shape[0])
         return causal_lm_loss(model, batch, completion_only)
 
-    monkeypatch.setattr("training.lora.causal_lm_loss", recording_loss)
+    monkeypatch.setattr("slmbench.training.lora.causal_lm_loss", recording_loss)
     result = train(make_config("tiny-random-llama", "iris", "fast", epochs=1, batch_size=4, micro_batch_size=2),
                    out_root=tmp_path)
     record = json.loads((result.adapter_dir / "training_config.json").read_text())
@@ -301,7 +301,7 @@ def test_interrupted_training_leaves_no_folder_behind(small_iris, monkeypatch, t
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("training.lora.causal_lm_loss", interrupt)
+    monkeypatch.setattr("slmbench.training.lora.causal_lm_loss", interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(make_config("tiny-random-llama", "iris", "fast", max_steps=2), out_root=tmp_path)
     assert list((tmp_path / "tiny-random-llama" / "iris").iterdir()) == []
@@ -330,11 +330,11 @@ def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tm
     assert [line.split(":")[0] for line in first] == [str(tmp_path / m / "iris" / "fast")
                                                       for m in ("tiny-random-llama", "tiny-random-qwen2")]
     assert all(": trained;" in line for line in first), first
-    monkeypatch.setattr("training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("slmbench.training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
     assert training_main(argv) == 0
     again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
     assert len(again) == 2 and all(": reused" in line for line in again), again
-    monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr("slmbench.training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
     assert training_main(["--model", "tiny-random-llama,tiny-random-qwen2", "--task", "iris", "--preset", "quality",
                           "--skip-trained", "--out", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -347,7 +347,7 @@ def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tm
     (["--task", "all", "--lora-r", "0"], "lora_r must be a positive number, got 0"),
 ])
 def test_cli_checks_every_pair_before_loading_a_model(flags, message, capsys, monkeypatch):
-    monkeypatch.setattr("training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr("slmbench.training.lora.load_model", lambda *a, **k: pytest.fail("loaded a model"))
     assert training_main(["--model", "tiny-random-llama,tiny-random-qwen2", *flags]) == 2
     assert message in capsys.readouterr().err
 

@@ -1,7 +1,7 @@
-"""`python -m training --model M --task T [--preset fast]` trains; `python -m training merge ...` merges."""
+"""`python -m slmbench.training --model M --task T [--preset fast]` trains; `python -m slmbench.training merge ...` merges."""
 
 import sys
 
-from training.cli import main
+from slmbench.training.cli import main
 
 sys.exit(main())

@@ -1,10 +1,10 @@
-"""Command-line front ends of training and merging; `slmbench train/merge` and `python -m training` use them.
+"""Command-line front ends of training and merging; `slmbench train/merge` and `python -m slmbench.training` use them.
 
 Examples:
-    python -m training --model smollm2-135m-instruct --task iris --preset fast
-    python -m training --model gemma3-270m --task recipes --preset quality --epochs 4 --out adapters
-    python -m training --model smollm2-135m-instruct,gemma3-270m --task all    # every missing adapter
-    python -m training merge adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
+    python -m slmbench.training --model smollm2-135m-instruct --task iris --preset fast
+    python -m slmbench.training --model gemma3-270m --task recipes --preset quality --epochs 4 --out adapters
+    python -m slmbench.training --model smollm2-135m-instruct,gemma3-270m --task all    # every missing adapter
+    python -m slmbench.training merge adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
 
 Heavy imports (torch, transformers) wait until a command runs, so building the parser stays cheap.
 """
@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from training.config import DEFAULT_PRESET, PRESETS
+from slmbench.training.config import DEFAULT_PRESET, PRESETS
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +59,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train (or reuse) the adapter of each model x task pair and print where it is and how it went."""
-    from training.config import make_config
-    from training.lora import train
+    from slmbench.training.config import make_config
+    from slmbench.training.lora import train
 
     exit_on_sigterm()
     configs = [  # every pair is checked before the first model loads
@@ -95,7 +95,7 @@ def exit_on_sigterm() -> None:
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
     """Finished adapters (any preset) of the config's model and task; no model is loaded."""
-    from training.lora import adapter_dir_for, is_finished
+    from slmbench.training.lora import adapter_dir_for, is_finished
 
     return sorted(folder for folder in adapter_dir_for(config, out_root).parent.glob("*") if is_finished(folder))
 
@@ -112,7 +112,7 @@ def comma_list(value: str, flag: str) -> list[str]:
 
 def task_list(value: str) -> list[str]:
     """The tasks named by --task: a comma list, or 'all' for every registered task."""
-    from tasks import TASKS
+    from slmbench.tasks import TASKS
 
     return list(TASKS) if value.strip() == "all" else comma_list(value, "--task")
 
@@ -124,7 +124,7 @@ def run_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from slmbench.paths import adapters_root
-    from training.lora import CONFIG_FILE, finished_adapters
+    from slmbench.training.lora import CONFIG_FILE, finished_adapters
 
     root = Path(args.out).expanduser() if args.out else adapters_root()
     rows = []
@@ -150,7 +150,7 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge the adapter into its base and print where the model is."""
-    from training.merge import merge_adapter
+    from slmbench.training.merge import merge_adapter
 
     out = merge_adapter(args.adapter, args.out)
     print(f"{out}: merged model; load it with load_model({str(out)!r}) or --model {out}")
@@ -158,12 +158,12 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training [train flags]` or `python -m training merge [merge flags]`."""
+    """`python -m slmbench.training [train flags]` or `python -m slmbench.training merge [merge flags]`."""
     from slmbench.errors import SlmbenchError
 
     argv = sys.argv[1:] if argv is None else argv
     merging = bool(argv) and argv[0] == "merge"
-    parser = argparse.ArgumentParser(prog="python -m training" + (" merge" if merging else ""),
+    parser = argparse.ArgumentParser(prog="python -m slmbench.training" + (" merge" if merging else ""),
                                      description=(run_merge if merging else run_train).__doc__)
     (add_merge_arguments if merging else add_train_arguments)(parser)
     args = parser.parse_args(argv[1:] if merging else argv)

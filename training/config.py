@@ -1,6 +1,6 @@
 """Training settings: the three presets, the flat TrainConfig, and its checks.
 
-Used by:  python -m training --model smollm2-135m-instruct --task iris --preset fast [--epochs 2 ...]
+Used by:  python -m slmbench.training --model smollm2-135m-instruct --task iris --preset fast [--epochs 2 ...]
 
 Every check here runs before a model is loaded, so a typo costs milliseconds, not a model load.
 """
@@ -128,7 +128,7 @@ def accumulation(config: TrainConfig) -> tuple[int, int]:
 
 
 def _check_task(name: str) -> None:
-    from tasks import TASKS
+    from slmbench.tasks import TASKS
 
     if name not in TASKS:
         raise TrainingConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")

@@ -19,7 +19,7 @@ import torch
 
 from slmbench.errors import TrainingConfigError
 from slmbench.loading import LoadedModel
-from tasks import Task
+from slmbench.tasks import Task
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # label of positions that carry no loss (prompt and padding)

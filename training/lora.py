@@ -1,6 +1,6 @@
 """LoRA fine-tuning recipe: set up, train, save. Read it top to bottom.
 
-Run:  python -m training --model smollm2-135m-instruct --task iris --preset fast
+Run:  python -m slmbench.training --model smollm2-135m-instruct --task iris --preset fast
       accelerate launch -m training ...  or  torchrun -m training ...  (the Trainer places devices)
 
 The base model is loaded in float32 and wrapped with a PEFT LoRA adapter; bf16 autocast (on CPU
@@ -40,12 +40,12 @@ from slmbench.hashing import files_sha256
 from slmbench.loading import LoadedModel, load_model
 from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
-from tasks import TASKS
-from training.config import TrainConfig, accumulation, check_config, with_target_modules
-from training.data import ExampleSet, PadCollator, build_examples
-from training.loss import causal_lm_loss
-from training.progress import TrainProgress
-from training.report import describe_run, loss_history, plot_loss
+from slmbench.tasks import TASKS
+from slmbench.training.config import TrainConfig, accumulation, check_config, with_target_modules
+from slmbench.training.data import ExampleSet, PadCollator, build_examples
+from slmbench.training.loss import causal_lm_loss
+from slmbench.training.progress import TrainProgress
+from slmbench.training.report import describe_run, loss_history, plot_loss
 
 log = logging.getLogger(__name__)
 CONFIG_FILE = "training_config.json"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from slmbench.errors import TrainingConfigError
-from training.data import IGNORE
+from slmbench.training.data import IGNORE
 
 
 def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], completion_only: bool = True) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Merge a LoRA adapter into its base: a plain transformers checkpoint that needs no PEFT to run.
 
-Run:  python -m training merge adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
+Run:  python -m slmbench.training merge adapters/smollm2-135m-instruct/iris/fast --out merged/smollm2-iris-fast
 
 The result loads with `load_model("merged/smollm2-iris-fast")` and gives the same greedy outputs
 (float32) as the base with the adapter. It is written to a staging folder and renamed into place.

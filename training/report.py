@@ -10,9 +10,9 @@ from pathlib import Path
 
 from slmbench.hashing import file_sha256
 from slmbench.loading import LoadedModel
-from tasks import Task
-from training.config import TrainConfig
-from training.data import ExampleSet
+from slmbench.tasks import Task
+from slmbench.training.config import TrainConfig
+from slmbench.training.data import ExampleSet
 
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
 
