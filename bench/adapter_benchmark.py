@@ -22,7 +22,7 @@ from slmbench.evaluation import decoding_for
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.paths import adapters_root
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.training.lora import finished_adapters
 from slmbench.training.merge import base_model_of
 
@@ -40,7 +40,7 @@ def default_adapters() -> list[Path]:
 def measure(adapter_dir: Path, dtype: str, new_tokens: int, batch_size: int, repeats: int) -> dict:
     """One adapter: the three variants in turns on `batch_size` val prompts of its task."""
 
-    task = TASKS[json.loads((adapter_dir / "training_config.json").read_text())["task"]]
+    task = resolve_task(json.loads((adapter_dir / "training_config.json").read_text())["task"])
     base_name = base_model_of(adapter_dir)
     models = {"base": load_model(base_name, dtype=dtype),
               "merged": load_model(base_name, dtype=dtype, adapter=adapter_dir, merge_adapter=True),

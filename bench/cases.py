@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmbench.errors import SlmbenchError
+from slmbench.errors import SlmbenchError, TaskError
 from slmbench.loading import adapter_label
 from slmbench.paths import adapters_root
 from slmbench.registry import MODELS, ModelSpec, how_to_get, model_status, resolve
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task, task_names
 
 BASE = "base"
 
@@ -75,12 +75,17 @@ def select_models(names: list[str]) -> list[tuple[str, ModelSpec]]:
     return list(selected.values())
 
 
+def default_tasks() -> list[str]:
+    """The built-in tasks and those installed packages register (``slmbench.tasks`` entry points)."""
+    return task_names()
+
+
 def select_tasks(names: list[str]) -> list[str]:
-    """Task names in the order given; unknown names fail listing the known ones."""
-    unknown = [name for name in names if name not in TASKS]
-    if unknown:
-        raise SelectionError(f"--bench-tasks: unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
-    return list(dict.fromkeys(names))
+    """The tasks' names in the order given; each may be a name, a module or a file (see resolve_task)."""
+    try:
+        return list(dict.fromkeys(resolve_task(name).name for name in names))
+    except TaskError as error:
+        raise SelectionError(f"--bench-tasks: {error}") from None
 
 
 def adapter_owner(adapter: Path) -> tuple[str | None, str | None]:

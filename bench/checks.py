@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 
 from slmbench.evaluation import Evaluation
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 from slmbench.tasks.scoring import worst_samples
 
@@ -41,7 +41,7 @@ class BenchOutcome:
 
     def threshold_check(self, metric: str) -> Check:
         """Is `metric` at or above its threshold? Skips what does not apply to this case."""
-        task = TASKS[self.case.task]
+        task = resolve_task(self.case.task)
         if metric in JSON_METRICS and not task.is_json:
             pytest.skip(f"{task.name} is a text task: its outputs are not JSON")
         if metric not in self.minimums:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from tabulate import tabulate
 
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task, task_names
 from slmbench.tasks.core import JSON_METRICS
 from slmbench.tasks.scoring import aggregate, resample_rows
 
@@ -17,16 +17,16 @@ FORMAT = 1
 
 
 def sort_records(records: list[dict]) -> list[dict]:
-    """Task order of the registry, then model, base before its adapters."""
-    task_order = {name: i for i, name in enumerate(TASKS)}
+    """Task order of the registry (tasks of your own after it), then model, base before its adapters."""
+    task_order = {name: i for i, name in enumerate(task_names(include_loaded=True))}
     return sorted(records, key=lambda r: (task_order.get(r["task"], 99), r["model"], r["variant"] != "base",
                                           r["variant"], r["split"]))
 
 
 def headline_metric(task: str) -> str:
     """The task's last threshold (see Task.thresholds), else its first metric."""
-    thresholds = list(TASKS[task].thresholds)
-    return thresholds[-1] if thresholds else next(iter(TASKS[task].metrics))
+    thresholds = list(resolve_task(task).thresholds)
+    return thresholds[-1] if thresholds else next(iter(resolve_task(task).metrics))
 
 
 def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0) -> dict | None:
@@ -34,7 +34,7 @@ def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0
     ids = list(base["sample_stats"])
     if base["split"] != adapted["split"] or ids != list(adapted["sample_stats"]) or not ids:
         return None
-    task = TASKS[base["task"]]
+    task = resolve_task(base["task"])
     names = sorted({s for stats in (*base["sample_stats"].values(), *adapted["sample_stats"].values()) for s in stats})
     matrices = [np.array([[float(r["sample_stats"][i].get(s, 0.0)) for s in names] for i in ids]) for r in (base, adapted)]
     rows = resample_rows(len(ids), resamples, seed)
@@ -92,7 +92,7 @@ def _summary(rows: list[dict]) -> str:
 
 
 def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
-    metrics = [m for m in TASKS[task].metrics if m not in JSON_METRICS]
+    metrics = [m for m in resolve_task(task).metrics if m not in JSON_METRICS]
     headers = ["model", "variant", "split", "N", "valid JSON %", "schema %", *metrics, "tokens/s", "eval s"]
     table = []
     for row in rows:

@@ -19,12 +19,12 @@ from slmbench.errors import SlmbenchError
 from slmbench.evaluation import evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
 from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 
 from slmbench.bench import leaderboard, store
 from slmbench.bench.baseline import load_baseline
-from slmbench.bench.cases import Case, build_cases, default_models
+from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
 from slmbench.bench.checks import BenchOutcome
 from slmbench.bench.records import make_record
 from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
@@ -44,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="comma-separated registry names, globs, HF ids or model directories "
                          "(default: every real registry model; uncached hub models skip with the reason)")
     group.addoption("--bench-tasks", type=_names, default=None, metavar="NAMES",
-                    help=f"comma-separated tasks (default: all: {', '.join(TASKS)})")
+                    help="comma-separated task names, task modules (mypkg.tasks.invoices) or files "
+                         "(./tasks/invoices.py) (default: the built-in tasks and those installed packages register)")
     group.addoption("--bench-adapters", type=_names, default=["auto"], metavar="DIRS",
                     help="adapter directories, 'auto' (those `slmbench train` wrote under $SLMBENCH_ADAPTERS "
                          "or ./adapters, default) or 'none'")
@@ -87,9 +88,9 @@ class BenchSession:
     def cases(self) -> list[Case]:
         if self._cases is None:
             try:
-                self.thresholds = load_thresholds(Path(self.option("thresholds")))
                 self._cases = build_cases(self.option("models") or default_models(),
-                                          self.option("tasks") or list(TASKS), self.option("adapters"))
+                                          self.option("tasks") or default_tasks(), self.option("adapters"))
+                self.thresholds = load_thresholds(Path(self.option("thresholds")))  # may name the tasks just loaded
             except SlmbenchError as error:
                 problem = f"slmbench: {error}"
             else:
@@ -140,7 +141,7 @@ class BenchSession:
         return found
 
     def _evaluate(self, case: Case) -> BenchOutcome:
-        task = TASKS[case.task]
+        task = resolve_task(case.task)
         split, limit = self.option("split"), self.option("limit")
         samples = task.samples(split)[:limit]
         loaded = self._load(case)
@@ -170,7 +171,7 @@ class BenchSession:
     def measure_speed(self, case: Case, benchmark) -> float:
         """Decode a batch of the case's prompts with forced length; tokens/s goes to extra_info and the board."""
         outcome = self.outcome(case)
-        prompts = [TASKS[case.task].prompt(s) for s in outcome.evaluation.samples[:self.option("batch_size")]]
+        prompts = [resolve_task(case.task).prompt(s) for s in outcome.evaluation.samples[:self.option("batch_size")]]
         decoding = DecodingConfig(max_new_tokens=SPEED_NEW_TOKENS, min_new_tokens=SPEED_NEW_TOKENS)
         loaded = self._load(case)
         rates = []
@@ -203,6 +204,8 @@ class BenchSession:
             self.config.workeroutput["bench_records"] = json.dumps(list(self.records.values()))
             return
         records = list(self.records.values()) + self.received
+        if self.received and self.option("tasks"):
+            select_tasks(self.option("tasks"))  # the xdist controller collected nothing: load user tasks for the board
         self.board = leaderboard.to_json(records) if records else None
         if self.board:
             self._write(self.board)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmbench.errors import SlmbenchError
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task, task_names
 
 DEFAULT_FILE = Path(__file__).with_name("thresholds.toml")
 
@@ -42,7 +42,7 @@ class Thresholds:
 
     def minimums(self, case_id: str, task: str) -> dict[str, float]:
         """metric -> minimum for one case: task defaults, then every matching section in order."""
-        values = dict(TASKS[task].thresholds)
+        values = dict(resolve_task(task).thresholds)
         for override in self._matching(case_id):
             values.update(override.minimums)
         return values
@@ -76,10 +76,11 @@ def _override(path: Path, pattern: str, table: object) -> Override:
     if not isinstance(table, dict) or "::" not in pattern:
         raise ThresholdsError(f"{where}: expected a section named '<model>[+<adapter>]::<task>' (globs allowed)")
     task_pattern = pattern.split("::", 1)[1]
-    tasks = fnmatch.filter(TASKS, task_pattern)
+    known = task_names(include_loaded=True)
+    tasks = fnmatch.filter(known, task_pattern)
     if not tasks:
-        raise ThresholdsError(f"{where}: task {task_pattern!r} matches no task; known: {', '.join(TASKS)}")
-    metrics = set.intersection(*(set(TASKS[t].metrics) for t in tasks))
+        raise ThresholdsError(f"{where}: task {task_pattern!r} matches no task; known: {', '.join(known)}")
+    metrics = set.intersection(*(set(resolve_task(t).metrics) for t in tasks))
     tolerances = table.get("tolerance", {})
     if not isinstance(tolerances, dict):
         raise ThresholdsError(f"{where}: 'tolerance' must be a table of metric = allowed drop")

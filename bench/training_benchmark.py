@@ -27,7 +27,7 @@ from transformers import PrinterCallback, TrainerCallback
 from slmbench.bench.report import print_and_save
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.training.config import make_config, with_target_modules
 from slmbench.training.data import IGNORE, PadCollator, build_examples
 from slmbench.training.lora import CompletionLossTrainer, release_from_trainer, training_arguments, wrap_with_lora
@@ -76,7 +76,7 @@ def measure_model(name: str, task: str, batch_size: int, steps: int, repeats: in
     base = with_target_modules(make_config(name, task, "balanced", batch_size=batch_size, micro_batch_size=batch_size,
                                            max_steps=steps + 1),
                                loaded.model.config.model_type)
-    batch = build_examples(loaded, TASKS[task], "train", base.max_seq_len).examples[:batch_size]
+    batch = build_examples(loaded, resolve_task(task), "train", base.max_seq_len).examples[:batch_size]
     tokens = sum(len(e["input_ids"]) for e in batch)
     counted = sum(sum(label != IGNORE for label in e["labels"][1:]) for e in batch)
     model = wrap_with_lora(loaded, base)

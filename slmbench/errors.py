@@ -17,6 +17,10 @@ class AdapterError(SlmbenchError):
     """A directory that is not a PEFT adapter, or one trained on another base model."""
 
 
+class TaskError(SlmbenchError):
+    """A task name that finds nothing, or a task module whose TASK is not a valid task."""
+
+
 class DatasetError(SlmbenchError):
     """A malformed data file; the message reads ``file:line: field: reason``."""
 

@@ -16,14 +16,15 @@ from slmbench.evaluation import decoding_for, evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, generate
 from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.tasks.core import Sample, Task
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registry name, local directory or hub id")
     parser.add_argument("--adapter", help="PEFT adapter directory (e.g. adapters/<model>/<task>/<preset>)")
-    parser.add_argument("--task", required=True, choices=list(TASKS))
+    parser.add_argument("--task", required=True,
+                        help="a built-in or installed task name, a task module (mypkg.tasks.invoices) or file")
     parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
@@ -31,7 +32,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
-    task = TASKS[args.task]
+    task = resolve_task(args.task)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     samples = task.samples(args.split)[:args.limit]
     evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
@@ -56,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
-    task = TASKS[args.task]
+    task = resolve_task(args.task)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     documents = _documents(args)
     for index, document in enumerate(documents, start=1):

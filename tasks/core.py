@@ -54,16 +54,20 @@ class Task:
     """A task: its data, prompt, output format, judge, metrics and default thresholds.
 
     Attributes:
-        name: registry key and data folder (``fixtures/<name>/``).
+        name: registry key, case-id part and data folder name (letters, digits, ``_`` and ``-``).
         version: bump when the prompt, data or scoring changes (part of cache keys and provenance).
         prompt: builds the user prompt from a sample; shared by bench and training.
         schema: JSON Schema of the output for JSON tasks; None for free-text tasks.
         judge: scores one raw model output against one sample; never raises on model output.
         metrics: metric name -> aggregate over the judge's stats. JSON tasks must report
             ``json_valid`` and ``schema_valid`` (the bench's JSON and schema tests read them).
-        thresholds: metric name -> minimum a model is expected to reach by default; the last
-            one is the task's headline metric in leaderboard summaries.
+        thresholds: metric name -> minimum a model is expected to reach by default, in [0, 1]
+            (metrics are higher-is-better on a 0-1 scale); the last one is the task's headline
+            metric in leaderboard summaries.
         max_new_tokens: generation budget for one output.
+        data_dir: folder of ``train/val/test.jsonl``. None: ``fixtures/<name>/`` for a built-in
+            task; a task loaded from your own module gets ``<module folder>/<name>/`` (see
+            ``slmbench.tasks.resolve_task``), and a relative data_dir counts from that folder.
     """
 
     name: str
@@ -74,13 +78,14 @@ class Task:
     metrics: Mapping[str, Metric]
     thresholds: Mapping[str, float]
     max_new_tokens: int
+    data_dir: Path | None = None
 
     @property
     def is_json(self) -> bool:
         return self.schema is not None
 
     def data_path(self, split: str) -> Path:
-        return FIXTURES / self.name / f"{split}.jsonl"
+        return Path(self.data_dir or FIXTURES / self.name) / f"{split}.jsonl"
 
     def samples(self, split: str) -> list[Sample]:
         """Load and validate one split (``train``, ``val`` or ``test``)."""

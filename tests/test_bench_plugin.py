@@ -51,7 +51,7 @@ def test_globs_expand_over_the_registry(bench):
 
 
 @pytest.mark.parametrize("option, message", [
-    (("--bench-tasks", "iris,nope"), "unknown task(s) nope; known: it_entities"),
+    (("--bench-tasks", "iris,nope"), "--bench-tasks: unknown task 'nope'; choose one of it_entities"),
     (("--bench-models", "no-such-model"), "unknown model 'no-such-model'"),
     (("--bench-models", "zzz-*"), "'zzz-*' matches no registry model"),
 ])

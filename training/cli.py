@@ -26,8 +26,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
                         help="registry name, local directory or hub id of the base model; comma-separate several")
     parser.add_argument("--task", required=True,
-                        help="task to train on (its train split; val picks the best epoch); comma-separate several, "
-                             "or 'all'. Each model x task pair gets its adapter, in that order; finished ones are "
+                        help="task to train on (its train split; val picks the best epoch): a name, a task module "
+                             "(mypkg.tasks.invoices) or file (./tasks/invoices.py); comma-separate several, or 'all'. Each model x task pair gets its adapter, in that order; finished ones are "
                              "reused, so this also means 'train what is missing'")
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                         help=f"starting values (default {DEFAULT_PRESET}); "
@@ -111,10 +111,10 @@ def comma_list(value: str, flag: str) -> list[str]:
 
 
 def task_list(value: str) -> list[str]:
-    """The tasks named by --task: a comma list, or 'all' for every registered task."""
-    from slmbench.tasks import TASKS
+    """The tasks named by --task: a comma list (names, modules, files), or 'all' for every registered task."""
+    from slmbench.tasks import task_names
 
-    return list(TASKS) if value.strip() == "all" else comma_list(value, "--task")
+    return task_names() if value.strip() == "all" else comma_list(value, "--task")
 
 
 def run_list(args: argparse.Namespace) -> int:

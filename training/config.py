@@ -40,7 +40,7 @@ class TrainConfig:
     """
 
     model: str  # registry name, local directory or hub id of the base model
-    task: str  # a name in tasks.TASKS: trains on its train split, picks the best epoch on val
+    task: str  # the task's name (make_config resolves modules and files): trains on train, picks the epoch on val
     preset: str  # the preset the values started from; names the adapter (lora-<preset>) and its folder
     epochs: int  # passes over the train split; more fits closer, until the val loss turns back up
     lr: float  # AdamW peak learning rate (linear decay); higher learns faster, too high diverges
@@ -88,7 +88,7 @@ def make_config(model: str, task: str, preset: str = DEFAULT_PRESET, **overrides
         values["target_modules"] = values["target_modules"].split(",")
     if values.get("target_modules") is not None:
         values["target_modules"] = tuple(m.strip() for m in values["target_modules"] if m.strip())
-    config = TrainConfig(model=model, task=task, preset=preset, **values)
+    config = TrainConfig(model=model, task=_task(task).name, preset=preset, **values)
     check_config(config)
     return config
 
@@ -127,16 +127,25 @@ def accumulation(config: TrainConfig) -> tuple[int, int]:
     return per_pass, config.batch_size // per_pass
 
 
-def _check_task(name: str) -> None:
-    from slmbench.tasks import TASKS
+def _task(name: str):
+    """The task `name` stands for (a name, a task module or file); its errors as TrainingConfigError."""
+    from slmbench.errors import TaskError
+    from slmbench.tasks import resolve_task
 
-    if name not in TASKS:
-        raise TrainingConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    try:
+        return resolve_task(name)
+    except TaskError as error:
+        raise TrainingConfigError(str(error)) from None
+
+
+def _check_task(name: str) -> None:
+    task = _task(name)
     for split, role in (("train", "to train on"), ("val", "to pick the best epoch")):
-        path = TASKS[name].data_path(split)
+        path = task.data_path(split)
         if not path.is_file():
             raise TrainingConfigError(f"task {name!r} has no {split} split {role}: {path} does not exist "
-                                      f"(fixtures come from $SLMBENCH_FIXTURES, else the repository's fixtures/)")
+                                      f"(a task's data sits in <its module's folder>/<task name>/; the built-in "
+                                      f"tasks' in $SLMBENCH_FIXTURES, else the package's fixtures/)")
 
 
 # LoRA targets per transformers `model_type`: every linear layer of attention and MLP.

@@ -40,7 +40,7 @@ from slmbench.hashing import files_sha256
 from slmbench.loading import LoadedModel, load_model
 from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
-from slmbench.tasks import TASKS
+from slmbench.tasks import resolve_task
 from slmbench.training.config import TrainConfig, accumulation, check_config, with_target_modules
 from slmbench.training.data import ExampleSet, PadCollator, build_examples
 from slmbench.training.loss import causal_lm_loss
@@ -78,7 +78,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     """Train (or find) the LoRA adapter for `config`; see the module docstring for what is written."""
     started = time.perf_counter()
     check_config(config)
-    task, target = TASKS[config.task], adapter_dir_for(config, out_root)
+    task, target = resolve_task(config.task), adapter_dir_for(config, out_root)
 
     # --- setup: base model, examples, run identity
     loaded = load_model(config.model, dtype="float32")
