@@ -24,9 +24,8 @@ def sort_records(records: list[dict]) -> list[dict]:
 
 
 def headline_metric(task: str) -> str:
-    """The task's last threshold (see Task.thresholds), else its first metric."""
-    thresholds = list(resolve_task(task).thresholds)
-    return thresholds[-1] if thresholds else next(iter(resolve_task(task).metrics))
+    """The metric the task names as its headline (Task.headline)."""
+    return resolve_task(task).headline
 
 
 def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0) -> dict | None:

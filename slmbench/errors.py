@@ -18,7 +18,8 @@ class AdapterError(SlmbenchError):
 
 
 class TaskError(SlmbenchError):
-    """A task name that finds nothing, or a task module whose TASK is not a valid task."""
+    """A task name that finds nothing, a task module whose TASK is not a valid task, or a task whose
+    metrics read a stat its judge does not report."""
 
 
 class DatasetError(SlmbenchError):

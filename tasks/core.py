@@ -11,9 +11,11 @@ from typing import Any, Callable, Iterator, Mapping
 import jsonschema
 
 from slmbench.errors import DatasetError
+from slmbench.jsontext import loads_bounded
 
 SPLITS = ("train", "val", "test")
 JSON_METRICS = ("json_valid", "schema_valid")  # every JSON task reports these (see Task.metrics)
+TEXT_INPUT = {"type": "string"}  # the input of a text task (blank text is refused apart, by name)
 FIXTURES = Path(os.environ.get("SLMBENCH_FIXTURES") or Path(__file__).resolve().parents[1] / "fixtures")
 
 
@@ -62,12 +64,14 @@ class Task:
         metrics: metric name -> aggregate over the judge's stats. JSON tasks must report
             ``json_valid`` and ``schema_valid`` (the bench's JSON and schema tests read them).
         thresholds: metric name -> minimum a model is expected to reach by default, in [0, 1]
-            (metrics are higher-is-better on a 0-1 scale); the last one is the task's headline
-            metric in leaderboard summaries.
+            (metrics are higher-is-better on a 0-1 scale).
+        headline: the metric that stands for the task in leaderboard summaries (one of ``metrics``).
         max_new_tokens: generation budget for one output.
         data_dir: folder of ``train/val/test.jsonl``. None: ``fixtures/<name>/`` for a built-in
             task; a task loaded from your own module gets ``<module folder>/<name>/`` (see
             ``slmbench.tasks.resolve_task``), and a relative data_dir counts from that folder.
+        input_schema: JSON Schema every sample's ``input`` must meet, checked when a split loads
+            (default: text).
     """
 
     name: str
@@ -77,8 +81,10 @@ class Task:
     judge: Callable[[str, Sample], SampleScore]
     metrics: Mapping[str, Metric]
     thresholds: Mapping[str, float]
+    headline: str
     max_new_tokens: int
     data_dir: Path | None = None
+    input_schema: dict = field(default_factory=lambda: dict(TEXT_INPUT))
 
     @property
     def is_json(self) -> bool:
@@ -91,7 +97,7 @@ class Task:
         """Load and validate one split (``train``, ``val`` or ``test``)."""
         if split not in SPLITS:
             raise DatasetError(f"{self.name}: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        return load_samples(self.data_path(split), self.schema)
+        return load_samples(self.data_path(split), self.schema, self.input_schema)
 
     def completion(self, sample: Sample) -> str:
         """The reference output as the model should write it (used as the training target)."""
@@ -100,11 +106,17 @@ class Task:
         return sample.target
 
 
-def load_samples(path: Path, schema: dict | None) -> list[Sample]:
-    """Read a JSON Lines split; any malformed line fails with ``file:line: field: reason``."""
+def load_samples(path: Path, schema: dict | None, input_schema: dict = TEXT_INPUT) -> list[Sample]:
+    """Read a JSON Lines split; any malformed line fails with ``file:line: field: reason``.
+
+    Args:
+        path: the ``.jsonl`` file.
+        schema: JSON Schema of the targets; None for text targets.
+        input_schema: JSON Schema of the inputs (default: text).
+    """
     samples, seen = [], set()
     for where, row in iter_jsonl(path):
-        samples.append(_sample_from_row(row, where, schema))
+        samples.append(_sample_from_row(row, where, schema, input_schema))
         if samples[-1].id in seen:
             raise DatasetError(f"{where}: field 'id': duplicate id {samples[-1].id!r}")
         seen.add(samples[-1].id)
@@ -112,24 +124,52 @@ def load_samples(path: Path, schema: dict | None) -> list[Sample]:
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    """Yield ``("file:line", object)`` for each non-blank line; malformed lines raise DatasetError."""
+    """Yield ``("file:line", object)`` for each non-blank line; malformed lines raise DatasetError.
+
+    Records end at ``\\n`` only, as JSON Lines says: U+2028, U+0085 and the other separators
+    that ``str.splitlines`` also breaks at are legal inside JSON strings.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such data file")
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        where = f"{path}:{number}"
+        line = _decode_line(raw, where)
         if not line.strip():
             continue
-        where = f"{path}:{number}"
         try:
-            row = json.loads(line)
+            row = loads_bounded(line)
         except json.JSONDecodeError as error:
             raise DatasetError(f"{where}: line is not valid JSON: {error.msg}") from None
+        except ValueError as error:  # nested too deeply
+            raise DatasetError(f"{where}: line is {error}") from None
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: line is {type(row).__name__}, expected a JSON object")
         yield where, row
 
 
-def _sample_from_row(row: dict, where: str, schema: dict | None) -> Sample:
+def _decode_line(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{where}: line is not valid UTF-8: byte 0x{raw[error.start]:02x} at column "
+                           f"{error.start + 1}; save the file as UTF-8") from None
+
+
+def _schema_error(value: Any, schema: dict, field_name: str, where: str) -> DatasetError | None:
+    """The first way `value` breaks `schema`, as ``file:line: field 'name/path': reason``."""
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    if not errors:
+        return None
+    error = errors[0]
+    path = [field_name, *(str(p) for p in error.absolute_path)]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = next(name for name in error.validator_value if name not in error.instance)
+        return DatasetError(f"{where}: field '{'/'.join([*path, missing])}': missing")
+    return DatasetError(f"{where}: field '{'/'.join(path)}': {error.message}")
+
+
+def _sample_from_row(row: dict, where: str, schema: dict | None, input_schema: dict) -> Sample:
     for key in ("id", "input", "target"):
         if key not in row:
             raise DatasetError(f"{where}: field '{key}': missing")
@@ -140,11 +180,11 @@ def _sample_from_row(row: dict, where: str, schema: dict | None) -> Sample:
         raise DatasetError(f"{where}: field 'id': must be a non-empty string")
     if isinstance(row["input"], str) and not row["input"].strip():
         raise DatasetError(f"{where}: field 'input': empty text")
+    error = _schema_error(row["input"], input_schema, "input", where)
     if schema is not None:
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(row["target"]), key=lambda e: e.path)
-        if errors:
-            location = "/".join(str(p) for p in errors[0].absolute_path)
-            raise DatasetError(f"{where}: field 'target{'/' + location if location else ''}': {errors[0].message}")
+        error = error or _schema_error(row["target"], schema, "target", where)
     elif not isinstance(row["target"], str) or not row["target"].strip():
         raise DatasetError(f"{where}: field 'target': must be a non-empty string")
+    if error:
+        raise error
     return Sample(row["id"], row["input"], row["target"], row.get("meta") or {})

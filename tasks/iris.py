@@ -30,6 +30,12 @@ SCHEMA = {
     "required": ["species"],
     "additionalProperties": False,
 }
+INPUT_SCHEMA = {  # every sample's input: the four binned measurements, nothing else
+    "type": "object",
+    "properties": {feature: {"enum": LEVELS} for feature in CUTS},
+    "required": list(CUTS),
+    "additionalProperties": False,
+}
 
 
 def bin_measurements(measurements: list[float]) -> dict[str, str]:
@@ -91,7 +97,9 @@ TASK = Task(
     judge=judge,
     metrics=METRICS,
     thresholds={"json_valid": 0.95, "schema_valid": 0.95, "valid_label_rate": 0.95, "accuracy": 0.8},
+    headline="accuracy",
     max_new_tokens=24,
+    input_schema=INPUT_SCHEMA,
 )
 
 

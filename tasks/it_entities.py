@@ -66,5 +66,6 @@ TASK = Task(
     judge=judge,
     metrics=METRICS,
     thresholds={"json_valid": 0.9, "schema_valid": 0.9, "entity_f1": 0.5},
+    headline="entity_f1",
     max_new_tokens=160,
 )

@@ -131,18 +131,26 @@ def mean_of(stat: str):
     return lambda sums, n: np.asarray(sums[stat], float) / n
 
 
+# Precision with nothing predicted, or recall with nothing expected, is undefined. Like
+# scikit-learn's ``precision_recall_fscore_support(..., zero_division=1.0)`` we call it 1.0: no
+# prediction was wrong, no expected entity was missed. The other ratio still counts the error
+# (predicting nothing when something was expected has recall 0), and so does F1, which is 1.0
+# only when nothing was expected and nothing predicted.
+ZERO_DIVISION = 1.0
+
+
 def precision_of(prefix: str):
-    """Micro precision from ``{prefix}_tp/_fp/_fn`` sums; 1 when nothing was predicted or expected."""
-    return lambda s, n: _ratio(s[f"{prefix}_tp"], s[f"{prefix}_tp"] + s[f"{prefix}_fp"], (s[f"{prefix}_fn"] == 0) * 1.0)
+    """Micro precision from ``{prefix}_tp/_fp/_fn`` sums; ZERO_DIVISION (1.0) when nothing was predicted."""
+    return lambda s, n: _ratio(s[f"{prefix}_tp"], s[f"{prefix}_tp"] + s[f"{prefix}_fp"], ZERO_DIVISION)
 
 
 def recall_of(prefix: str):
-    """Micro recall from ``{prefix}_tp/_fp/_fn`` sums; 1 when nothing was expected or predicted."""
-    return lambda s, n: _ratio(s[f"{prefix}_tp"], s[f"{prefix}_tp"] + s[f"{prefix}_fn"], (s[f"{prefix}_fp"] == 0) * 1.0)
+    """Micro recall from ``{prefix}_tp/_fp/_fn`` sums; ZERO_DIVISION (1.0) when nothing was expected."""
+    return lambda s, n: _ratio(s[f"{prefix}_tp"], s[f"{prefix}_tp"] + s[f"{prefix}_fn"], ZERO_DIVISION)
 
 
 def f1_of(prefix: str):
-    """Micro F1 from ``{prefix}_tp/_fp/_fn`` sums."""
+    """Micro F1 from ``{prefix}_tp/_fp/_fn`` sums (scikit-learn's F1 with zero_division=1.0)."""
     def f1(sums, n):
         p, r = precision_of(prefix)(sums, n), recall_of(prefix)(sums, n)
         return _ratio(2 * p * r, p + r, 0.0)

@@ -12,6 +12,7 @@ import json
 import zlib
 from pathlib import Path
 
+import numpy as np
 from rapidfuzz import fuzz
 
 from slmbench.errors import DatasetError
@@ -43,17 +44,21 @@ def prompt(sample: Sample) -> str:
 
 
 def ingredient_f1(predicted: list, reference: list[str]) -> float:
-    """F1 of ingredient strings, pairing each reference with its best unused fuzzy match."""
+    """F1 of ingredient strings under the pairing that matches the most of them.
+
+    Two strings can pair when their token-sort ratio reaches INGREDIENT_MIN_RATIO; each string
+    pairs at most once. The pairing is an optimal assignment (scipy), so the order of either
+    list never changes the score, unlike pairing each reference with its best unused match.
+    """
+    from scipy.optimize import linear_sum_assignment
+
     predicted = [normalise(p) for p in predicted if isinstance(p, str) and p.strip()]
     reference = [normalise(r) for r in reference]
     if not predicted or not reference:
         return float(predicted == reference)
-    unused, matched = list(predicted), 0
-    for ref in reference:
-        best = max(unused, key=lambda p: fuzz.token_sort_ratio(p, ref), default=None)
-        if best is not None and fuzz.token_sort_ratio(best, ref) >= INGREDIENT_MIN_RATIO:
-            unused.remove(best)
-            matched += 1
+    can_pair = np.array([[fuzz.token_sort_ratio(p, r) >= INGREDIENT_MIN_RATIO for r in reference] for p in predicted])
+    rows, columns = linear_sum_assignment(can_pair, maximize=True)
+    matched = int(can_pair[rows, columns].sum())
     precision, recall = matched / len(predicted), matched / len(reference)
     return 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
 
@@ -177,5 +182,6 @@ TASK = Task(
         "title": mean_of("title"), "ingredient_f1": mean_of("ingredient_f1"), "directions_rougeL": mean_of("directions_rougeL"),
     },
     thresholds={"json_valid": 0.9, "schema_valid": 0.8, "l3_semantic": 0.5},
+    headline="l3_semantic",
     max_new_tokens=384,
 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from slmbench.errors import TaskError
 from slmbench.tasks.core import Sample, SampleScore, Task
 
 RESAMPLES = 1000
@@ -37,10 +38,20 @@ def judge_all(task: Task, outputs: list[str], samples: list[Sample]) -> list[Sam
     return [task.judge(output, sample) for output, sample in zip(outputs, samples)]
 
 
-def stat_matrix(scores: list[SampleScore]) -> tuple[list[str], np.ndarray]:
-    """Per-sample statistics as an (n_samples, n_stats) array, with the stat names."""
+def stat_matrix(task: Task, scores: list[SampleScore]) -> tuple[list[str], np.ndarray]:
+    """Per-sample statistics as an (n_samples, n_stats) array, with the stat names.
+
+    Every score must carry the same stats: a stat missing from one sample is a bug in the judge,
+    never a zero.
+    """
     names = sorted({name for score in scores for name in score.stats})
-    matrix = np.array([[float(score.stats.get(name, 0.0)) for name in names] for score in scores], dtype=float)
+    for score in scores:
+        missing = [name for name in names if name not in score.stats]
+        if missing:
+            raise TaskError(f"task {task.name}: sample {score.sample_id}: the judge reported no "
+                                      f"{missing[0]!r}, which other samples have; a judge reports the same "
+                                      f"stats for every output")
+    matrix = np.array([[float(score.stats[name]) for name in names] for score in scores], dtype=float)
     return names, matrix.reshape(len(scores), len(names))
 
 
@@ -48,8 +59,26 @@ def aggregate(task: Task, names: list[str], matrix: np.ndarray, rows: np.ndarray
     """Every task metric over the rows picked by `rows` (an (R, n) index array; all rows if None)."""
     rows = np.arange(matrix.shape[0])[None, :] if rows is None else rows
     summed = matrix[rows].sum(axis=1)  # (R, n_stats)
-    sums = {name: summed[:, j] for j, name in enumerate(names)}
-    return {name: np.atleast_1d(metric(sums, rows.shape[1])) for name, metric in task.metrics.items()}
+    sums = _StatSums({name: summed[:, j] for j, name in enumerate(names)})
+    values = {}
+    for name, metric in task.metrics.items():
+        try:
+            values[name] = np.atleast_1d(metric(sums, rows.shape[1]))
+        except _UnknownStat as error:
+            raise TaskError(f"task {task.name}: metric {name!r} reads stat {error.args[0]!r}, which its "
+                                      f"judge does not report (it reports {', '.join(names)})") from None
+    return values
+
+
+class _UnknownStat(KeyError):
+    """A metric asked for a stat no sample has (a misspelling, or a judge that forgot it)."""
+
+
+class _StatSums(dict):
+    """Summed stats by name; a name that is not there raises _UnknownStat, never a silent default."""
+
+    def __missing__(self, name):
+        raise _UnknownStat(name)
 
 
 def resample_rows(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -63,7 +92,7 @@ def score_outputs(task: Task, outputs: list[str], samples: list[Sample], resampl
     scores = judge_all(task, outputs, samples)
     if not scores:
         return TaskResult(task.name, 0, {}, {}, [])
-    names, matrix = stat_matrix(scores)
+    names, matrix = stat_matrix(task, scores)
     values = {name: float(v[0]) for name, v in aggregate(task, names, matrix).items()}
     intervals = {}
     if resamples:
@@ -76,7 +105,7 @@ def worst_samples(task: Task, result: TaskResult, metric: str, limit: int = 3) -
     """The samples that score lowest on `metric` on their own (below 1), to name in failure messages."""
     if not result.scores:
         return []
-    names, matrix = stat_matrix(result.scores)
+    names, matrix = stat_matrix(task, result.scores)
     alone = np.arange(len(result.scores))[:, None]  # each "resample" is one sample
     with np.errstate(divide="ignore", invalid="ignore"):
         values = np.nan_to_num(aggregate(task, names, matrix, alone)[metric], nan=0.0)

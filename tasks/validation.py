@@ -45,8 +45,11 @@ def _problems(task: Task):
     yield from _callable_problems("prompt", task.prompt, "(sample) -> str")
     yield from _callable_problems("judge", task.judge, "(output, sample) -> SampleScore")
     yield from _schema_problems(task.schema)
+    yield from _schema_problems(task.input_schema, "input_schema", "JSON Schema of every sample's input")
     yield from _metric_problems(task)
     yield from _threshold_problems(task)
+    if isinstance(task.metrics, Mapping) and task.headline not in task.metrics:
+        yield "headline", f"{task.headline!r} is not one of its metrics ({', '.join(map(str, task.metrics))})"
     if isinstance(task.max_new_tokens, bool) or not isinstance(task.max_new_tokens, int) or task.max_new_tokens <= 0:
         yield "max_new_tokens", f"must be a positive whole number, got {task.max_new_tokens!r}"
     if task.data_dir is not None and not isinstance(task.data_dir, (str, Path)):
@@ -66,17 +69,17 @@ def _callable_problems(field: str, value: object, shape: str):
         pass  # no signature to inspect (a builtin): calling it will tell
 
 
-def _schema_problems(schema: object):
-    if schema is None:
+def _schema_problems(schema: object, field: str = "schema", what: str = "JSON Schema (a dict) or None for free text"):
+    if schema is None and field == "schema":
         return
     if not isinstance(schema, dict):
-        yield "schema", f"must be a JSON Schema (a dict) or None for free text, got {type(schema).__name__}"
+        yield field, f"must be a {what}, got {type(schema).__name__}"
         return
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as error:
         at = "/".join(str(part) for part in error.absolute_path)
-        yield f"schema{'/' + at if at else ''}", f"not a valid JSON Schema: {error.message}"
+        yield f"{field}{'/' + at if at else ''}", f"not a valid JSON Schema: {error.message}"
 
 
 def _metric_problems(task: Task):

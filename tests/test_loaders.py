@@ -86,7 +86,7 @@ def test_pubmedqa_loader(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ("{not json", r"data\.jsonl:2: line is not valid JSON"),
     ('{"id": "b", "input": "t"}', r"data\.jsonl:2: field 'target': missing"),
-    ('{"id": "b", "input": "t", "target": {"people": [], "dates": []}}', r"data\.jsonl:2: field 'target': 'places' is a required property"),
+    ('{"id": "b", "input": "t", "target": {"people": [], "dates": []}}', r"data\.jsonl:2: field 'target/places': missing"),
     ('{"id": "b", "input": "t", "target": {"people": [1], "dates": [], "places": []}}', r"data\.jsonl:2: field 'target/people/0': 1 is not of type 'string'"),
     ('{"id": "a", "input": "t", "target": {"people": [], "dates": [], "places": []}}', r"data\.jsonl:2: field 'id': duplicate id 'a'"),
     ('{"id": "b", "input": "t", "target": {"people": [], "dates": [], "places": []}, "extra": 1}', r"data\.jsonl:2: field 'extra': unknown field"),

@@ -30,7 +30,27 @@ def test_micro_precision_recall_f1_by_hand():
     assert evaluate_metric(f1_of("x"), sums, 1) == pytest.approx(2 * (2 / 3) * (2 / 5) / (2 / 3 + 2 / 5))
     # nothing expected and nothing predicted is perfect; predicting nothing when something was expected is not
     assert evaluate_metric(f1_of("x"), {"x_tp": 0, "x_fp": 0, "x_fn": 0}, 1) == 1.0
-    assert evaluate_metric(precision_of("x"), {"x_tp": 0, "x_fp": 0, "x_fn": 2}, 1) == 0.0
+    assert evaluate_metric(f1_of("x"), {"x_tp": 0, "x_fp": 0, "x_fn": 2}, 1) == 0.0
+
+
+def _binary_labels(tp, fp, fn):
+    """Counts as scikit-learn label arrays: a tp is (1, 1), a fp (0, 1), a fn (1, 0)."""
+    return [1] * tp + [0] * fp + [1] * fn + [0], [1] * tp + [1] * fp + [0] * fn + [0]
+
+
+@pytest.mark.parametrize("counts", [(tp, fp, fn) for tp in (0, 2) for fp in (0, 1) for fn in (0, 3)])
+def test_precision_recall_f1_follow_scikit_learn_zero_division_1(counts):
+    """An undefined ratio (nothing predicted, or nothing expected) is 1.0, as zero_division=1.0 says."""
+    sums = dict(zip(("x_tp", "x_fp", "x_fn"), counts))
+    truth, predicted = _binary_labels(*counts)
+    expected = precision_recall_fscore_support(truth, predicted, average="binary", zero_division=1.0)[:3]
+    got = [evaluate_metric(builder("x"), sums, 1) for builder in (precision_of, recall_of, f1_of)]
+    assert got == pytest.approx(list(expected)), counts
+
+
+def test_recall_is_1_when_nothing_was_expected_even_if_something_was_predicted():
+    sums = {"x_tp": 0, "x_fp": 4, "x_fn": 0}
+    assert [evaluate_metric(b("x"), sums, 1) for b in (precision_of, recall_of, f1_of)] == [0.0, 1.0, 0.0]
 
 
 def _it_values(outputs, samples):
@@ -126,6 +146,15 @@ def test_recipe_components_by_hand():
     # 3 of 4 matched (one misspelled but fuzzy-equal), one invented: p = 3/4, r = 3/4
     assert ingredient_f1(["2 cups flour", "a pinch of salt", "3 egs", "sugar"], reference) == pytest.approx(0.75)
     assert ingredient_f1([], reference) == 0.0
+
+
+def test_ingredients_are_paired_by_an_optimal_assignment():
+    """"1 cup sugar" matches both predictions best-first; only the other pairing matches both references."""
+    reference = ["1 cup sugar", "2 cups sugar"]
+    predicted = ["1 cups sugar", "1 cup of sugar"]  # ratios 95.7 / 91.7 and 88.0 / 76.9 (threshold 85)
+    assert ingredient_f1(predicted, reference) == 1.0
+    assert ingredient_f1(predicted[::-1], reference[::-1]) == 1.0
+    assert ingredient_f1(["1 cups sugar"], reference) == pytest.approx(2 / 3)  # p 1, r 1/2
     assert title_score("lemon  pancakes", "Lemon Pancakes") == 1.0
     assert title_score(None, "Lemon Pancakes") == 0.0
 

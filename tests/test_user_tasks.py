@@ -43,7 +43,7 @@ def judge(output: str, sample: Sample) -> SampleScore:
 TASK = Task(name="invoices", version="1", prompt=prompt, schema=SCHEMA, judge=judge,
             metrics={"json_valid": mean_of("json_valid"), "schema_valid": mean_of("schema_valid"),
                      "exact_match": mean_of("exact")},
-            thresholds={"json_valid": 0.9, "exact_match": 0.8}, max_new_tokens=24)
+            thresholds={"json_valid": 0.9, "exact_match": 0.8}, headline="exact_match", max_new_tokens=24)
 '''
 
 
