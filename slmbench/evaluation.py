@@ -6,12 +6,13 @@ One function shared by the bench plugin and `slmbench evaluate`, so both report 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slmbench.cache import GenerationCache
-from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, GenerationRun, generate
+from slmbench.generation import (DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, Completion, DecodingConfig, GenerationRun, generate,
+                                 prompt_overflow)
 from slmbench.loading import LoadedModel
-from slmbench.tasks.core import Sample, Task
+from slmbench.tasks.core import Sample, SampleScore, Task
 from slmbench.tasks.scoring import TaskResult, score_outputs
 
 
@@ -32,8 +33,23 @@ def decoding_for(task: Task) -> DecodingConfig:
 
 def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_size: int = DEFAULT_BATCH_SIZE,
              cache: GenerationCache | None = None, resamples: int = 1000) -> Evaluation:
-    """Generate one output per sample and score them with 95% bootstrap intervals."""
-    started = time.perf_counter()
-    run = generate(loaded, [task.prompt(s) for s in samples], decoding_for(task), batch_size=batch_size, cache=cache)
+    """Generate one output per sample and score them with 95% bootstrap intervals.
+
+    A sample whose prompt does not fit the model's context is not generated: it is scored as an
+    empty output (a failure on every metric that needs an answer), explained "not generated:
+    prompt is N tokens, context M", and still counted in N.
+    """
+    started, decoding = time.perf_counter(), decoding_for(task)
+    run = generate(loaded, [task.prompt(s) for s in samples], decoding, batch_size=batch_size, cache=cache)
     result = score_outputs(task, [c.text for c in run.completions], samples, resamples=resamples)
+    result = replace(result, scores=[_explain_not_generated(loaded, decoding, score, completion)
+                                     for score, completion in zip(result.scores, run.completions)])
     return Evaluation(samples, run, result, time.perf_counter() - started)
+
+
+def _explain_not_generated(loaded: LoadedModel, decoding: DecodingConfig, score: SampleScore,
+                           completion: Completion) -> SampleScore:
+    if completion.finish_reason != PROMPT_TOO_LONG:
+        return score
+    reason = prompt_overflow(loaded, completion.prompt_tokens, decoding.max_new_tokens)
+    return replace(score, explanation=f"not generated: {reason}")

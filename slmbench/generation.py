@@ -6,6 +6,7 @@ the cache at once, so reruns generate nothing and interrupted runs resume.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,10 @@ from slmbench.cache import GenerationCache, generation_key
 from slmbench.jsontext import json_value_end
 from slmbench.loading import LoadedModel
 
+log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 gives ~7x the tokens/s of batch 1
+PROMPT_TOO_LONG = "prompt_too_long"  # finish_reason of a prompt refused before generation
+UNSET_LENGTH = 10**12  # tokenizers without a limit report model_max_length = 1e30 (transformers' sentinel)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "eos", "length" or "json_end"
+    finish_reason: str  # "eos", "length", "json_end", or PROMPT_TOO_LONG (not generated, text "")
     seconds: float
     cached: bool = False
 
@@ -87,6 +91,29 @@ def eos_token_ids(loaded: LoadedModel) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def context_window(loaded: LoadedModel) -> int | None:
+    """Tokens the model can attend to: the smaller of the config's max_position_embeddings and the
+    tokenizer's model_max_length, each where it is set; None when neither is."""
+    config = loaded.model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limits = (getattr(config, "max_position_embeddings", None), getattr(loaded.tokenizer, "model_max_length", None))
+    return min((int(n) for n in limits if isinstance(n, int) and 0 < n < UNSET_LENGTH), default=None)
+
+
+def prompt_overflow(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int) -> str | None:
+    """Why a prompt of `prompt_tokens` cannot be completed within the context, or None when it fits.
+
+    A prompt must leave room for max_new_tokens: past the context a model's outputs are garbage
+    (or it fails), and attention memory grows with the square of the length. We never truncate,
+    since a cut prompt would be scored as if the model had seen the sample.
+    """
+    context = context_window(loaded)
+    if context is None or prompt_tokens + max_new_tokens <= context:
+        return None
+    room = f", which leaves {context - max_new_tokens} for the prompt with max_new_tokens {max_new_tokens}"
+    return f"prompt is {prompt_tokens} tokens, context {context}" + ("" if prompt_tokens > context else room)
+
+
 def generate(loaded: LoadedModel, prompts: list[str], decoding: DecodingConfig = DecodingConfig(), *,
              batch_size: int = DEFAULT_BATCH_SIZE, cache: GenerationCache | None = None,
              static_cache: bool = False, progress: bool | None = None) -> GenerationRun:
@@ -111,7 +138,9 @@ def generate(loaded: LoadedModel, prompts: list[str], decoding: DecodingConfig =
             results[index] = Completion(**{**record, "prompt": prompts[index], "cached": True})
     todo = [i for i, done in enumerate(results) if done is None]
     lengths = {i: len(loaded.tokenizer(rendered[i], add_special_tokens=not loaded.chat)["input_ids"]) for i in todo}
-    todo.sort(key=lambda i: (lengths[i], i))
+    for index in _refuse_over_long(loaded, lengths, decoding):
+        results[index] = Completion(prompts[index], "", lengths[index], 0, PROMPT_TOO_LONG, 0.0)
+    todo = sorted((i for i in todo if results[i] is None), key=lambda i: (lengths[i], i))
     generated_tokens, seconds = 0, 0.0
     with tqdm(total=len(todo), desc=f"generate {loaded.label}", unit="prompt", disable=None if progress is None else not progress,
               leave=False) as bar:
@@ -126,6 +155,17 @@ def generate(loaded: LoadedModel, prompts: list[str], decoding: DecodingConfig =
             seconds += elapsed
             bar.update(len(batch))
     return GenerationRun(list(results), generated_tokens, seconds)
+
+
+def _refuse_over_long(loaded: LoadedModel, lengths: dict[int, int], decoding: DecodingConfig) -> list[int]:
+    """Indices of prompts too long to generate, each logged with its reason."""
+    refused = []
+    for index, tokens in lengths.items():
+        reason = prompt_overflow(loaded, tokens, decoding.max_new_tokens)
+        if reason:
+            log.warning("%s: prompt %d not generated: %s", loaded.label, index + 1, reason)
+            refused.append(index)
+    return refused
 
 
 def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingConfig,

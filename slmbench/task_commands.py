@@ -13,7 +13,7 @@ from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
 from slmbench.errors import DatasetError
 from slmbench.evaluation import decoding_for, evaluate
-from slmbench.generation import DEFAULT_BATCH_SIZE, generate
+from slmbench.generation import DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, generate, prompt_overflow
 from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
 from slmbench.tasks import resolve_task
@@ -62,8 +62,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     documents = _documents(args)
     for index, document in enumerate(documents, start=1):
         sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)
-        run = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False)
-        print(_present(task, run.completions[0].text))
+        completion = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False).completions[0]
+        if completion.finish_reason == PROMPT_TOO_LONG:
+            reason = prompt_overflow(loaded, completion.prompt_tokens, task.max_new_tokens)
+            raise DatasetError(f"{args.file or f'input {index}'}: not generated: {reason}; shorten the input")
+        print(_present(task, completion.text))
     return 0
 
 

@@ -68,8 +68,12 @@ def build_examples(loaded: LoadedModel, task: Task, split: str, max_seq_len: int
     if loaded.tokenizer.eos_token_id is None:
         raise TrainingConfigError(f"{loaded.spec.name}: the tokenizer has no EOS token, so a completion cannot be "
                                   f"taught to end")
+    samples = task.samples(split)
+    if not samples:
+        raise TrainingConfigError(f"{task.data_path(split)}: the {split} split has no samples; training needs at "
+                                  f"least one")
     examples, truncated = [], []
-    for sample in task.samples(split):
+    for sample in samples:
         try:
             example, was_cut = encode_example(loaded, task.prompt(sample), task.completion(sample), max_seq_len)
         except TrainingConfigError as error:
