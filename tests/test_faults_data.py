@@ -205,28 +205,34 @@ def test_every_task_names_its_headline_metric_and_the_board_reads_it():
     assert all(headline_metric(name) == headline for name, headline in headlines.items())
 
 
-def test_a_headline_that_is_not_a_metric_is_refused():
-    from slmbench.errors import TaskDefinitionError
+@pytest.mark.parametrize(("change", "message"), [
+    ({"headline": "acuracy"}, r"headline: 'acuracy' is not one of its metrics \(json_valid, schema_valid, "),
+    ({"input_schema": {"type": "objekt"}}, r"input_schema/type: not a valid JSON Schema"),
+    ({"input_schema": None}, r"input_schema: must be a JSON Schema of every sample's input, got NoneType"),
+])
+def test_a_headline_or_input_schema_that_cannot_work_is_refused(change, message):
+    from slmbench.errors import TaskError
+    from slmbench.tasks.validation import check_task
 
-    with pytest.raises(TaskDefinitionError, match=r"^task iris: headline 'acuracy' is not one of its metrics \(json_valid, "):
-        replace(TASKS["iris"], headline="acuracy")
+    with pytest.raises(TaskError, match=rf"^iris \(a test\): {message}"):
+        check_task(replace(TASKS["iris"], **change), "a test")
 
 
 def test_a_metric_reading_a_misspelt_stat_is_an_error():
-    from slmbench.errors import TaskDefinitionError
+    from slmbench.errors import TaskError
     from slmbench.tasks.metrics import mean_of
     from slmbench.tasks.scoring import score_outputs
 
     task = TASKS["iris"]
     misspelt = replace(task, metrics={**task.metrics, "accuracy": mean_of("corect")})
     samples = task.samples("test")[:2]
-    with pytest.raises(TaskDefinitionError, match=r"^task iris: metric 'accuracy' reads stat 'corect', which its "
+    with pytest.raises(TaskError, match=r"^task iris: metric 'accuracy' reads stat 'corect', which its "
                                                   r"judge does not report \(it reports cm_setosa_invalid, "):
         score_outputs(misspelt, ['{"species": "setosa"}'] * 2, samples, resamples=0)
 
 
 def test_a_judge_that_forgets_a_stat_on_some_samples_is_an_error():
-    from slmbench.errors import TaskDefinitionError
+    from slmbench.errors import TaskError
     from slmbench.tasks.core import SampleScore
     from slmbench.tasks.scoring import score_outputs
 
@@ -238,6 +244,6 @@ def test_a_judge_that_forgets_a_stat_on_some_samples_is_an_error():
         return SampleScore(score.sample_id, stats, score.explanation, score.details)
 
     samples = task.samples("test")[:2]
-    with pytest.raises(TaskDefinitionError, match=rf"^task iris: sample {samples[1].id}: the judge reported no "
+    with pytest.raises(TaskError, match=rf"^task iris: sample {samples[1].id}: the judge reported no "
                                                   r"'correct', which other samples have"):
         score_outputs(replace(task, judge=forgetful), ['{"species": "setosa"}'] * 2, samples, resamples=0)
