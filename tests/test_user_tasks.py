@@ -5,6 +5,7 @@ mistake in it fails with one line naming the module and the field.
 """
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from slmbench.cli import main as slmbench_main
 from slmbench.errors import TaskError
 from slmbench.tasks import TASKS, registry, resolve_task, task_names
+from slmbench.tasks.scoring import score_outputs
 from slmbench.tasks.validation import check_task
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -264,3 +266,26 @@ def test_the_command_line_reports_a_bad_task_module_in_one_line(tmp_path, capsys
         assert slmbench_main([*command, "--task", str(path)]) == 2
         assert capsys.readouterr().err.strip() == (f"slmbench: error: invoices ({path}): version: must be a non-empty "
                                                    "string (bump it when prompt, data or scoring change), got ''")
+
+
+# ---- the README's examples -------------------------------------------------------------------------
+
+def readme_blocks(section: str) -> dict[str, str]:
+    """Language -> code of the fenced blocks in one `## section` of the README."""
+    text = (BENCH.parent / "README.md").read_text().split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"```(\w+)\n(.*?)```", text, flags=re.S))
+
+
+def test_the_readme_metric_scores_the_readme_task(tmp_path):
+    task_example, metric = readme_blocks("Add a task"), readme_blocks("Add a metric")["python"]
+    module = tmp_path / "invoices.py"
+    module.write_text(task_example["python"] + "\n" + metric + "\nfrom dataclasses import replace\n"
+                      "TASK = replace(TASK, version='2', metrics={**TASK.metrics, 'exact_when_valid': exact_when_valid})\n")
+    (tmp_path / "invoices").mkdir()
+    for split in ("train", "val", "test"):
+        (tmp_path / "invoices" / f"{split}.jsonl").write_text(task_example["jsonl"])
+    task = resolve_task(str(module))
+    samples = task.samples("test")  # the README's rows match the README's schema
+    outputs = [json.dumps(samples[0].target), '{"vendor": "Acme", "total": 1.0}', "no JSON here"]
+    values = score_outputs(task, outputs, samples, resamples=0).values
+    assert (values["exact_match"], values["exact_when_valid"], values["json_valid"]) == (1 / 3, 0.5, 2 / 3)
