@@ -7,7 +7,7 @@ Installed, everything lives under this one namespace: ``slmbench.tasks``, ``slmb
 
 from pathlib import Path as _Path
 
-from slmbench.errors import AdapterError, DatasetError, ModelLoadError, SlmbenchError, UnknownModelError
+from slmbench.errors import AdapterError, DatasetError, ModelLoadError, SlmbenchError, TaskError, UnknownModelError
 
 
 def _checkout_subpackages() -> None:
@@ -24,4 +24,4 @@ def _checkout_subpackages() -> None:
 
 _checkout_subpackages()
 
-__all__ = ["AdapterError", "DatasetError", "ModelLoadError", "SlmbenchError", "UnknownModelError"]
+__all__ = ["AdapterError", "DatasetError", "ModelLoadError", "SlmbenchError", "TaskError", "UnknownModelError"]
