@@ -11,6 +11,8 @@ from pathlib import Path
 
 from slmbench.errors import SlmbenchError
 
+from slmbench.bench.baseline_rows import check_rows
+
 
 class BaselineError(SlmbenchError):
     """A baseline file that cannot be read or does not match the run."""
@@ -24,19 +26,26 @@ def load_baseline(path: Path) -> dict[str, dict]:
         raise BaselineError(f"{path}: baseline not found; create it with --bench-update-baseline") from None
     except json.JSONDecodeError as error:
         raise BaselineError(f"{path}: not valid JSON: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BaselineError(f"{path}: cannot be read as a baseline: {error}") from None
     if not isinstance(board, dict) or not isinstance(board.get("rows"), list):
         raise BaselineError(f"{path}: not a leaderboard JSON (no 'rows' list)")
+    check_rows(path, board["rows"])
     return {row["case_id"]: row for row in board["rows"]}
 
 
 def comparable(record: dict, baseline: dict) -> str | None:
-    """Why a record cannot be compared with its baseline row (other split, samples or task data), or None."""
+    """Why a record cannot be compared with its baseline row (other split, samples, task data, dtype or batch size)."""
     for field in ("split", "limit", "n"):
         if record[field] != baseline.get(field):
             return f"{field} is {record[field]!r} here but {baseline.get(field)!r} in the baseline"
     for field in ("task_version", "data_hash"):
         if record["provenance"][field] != baseline.get("provenance", {}).get(field):
             return f"the task's {field.replace('_', ' ')} changed since the baseline"
+    for field in ("dtype", "batch_size"):  # both can flip near-tied greedy tokens; older baselines lack batch_size
+        here, there = record["provenance"].get(field), baseline["provenance"].get(field, record["provenance"].get(field))
+        if here != there:
+            return f"{field.replace('_', ' ')} is {here!r} here but {there!r} in the baseline"
     return None
 
 

@@ -6,6 +6,7 @@ A case id reads as a leaderboard key: ``smollm2-135m-instruct::iris`` for a base
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def select_models(names: list[str]) -> list[tuple[str, ModelSpec]]:
                 selected.setdefault(match, (match, MODELS[match]))
         else:
             spec = resolve(name)
+            _check_exists(name, spec)
             selected.setdefault(spec.name, (name, spec))
     return list(selected.values())
 
@@ -78,6 +80,22 @@ def select_models(names: list[str]) -> list[tuple[str, ModelSpec]]:
 def default_tasks() -> list[str]:
     """The built-in tasks and those installed packages register (``slmbench.tasks`` entry points)."""
     return task_names()
+
+
+def _check_exists(name: str, spec: ModelSpec) -> None:
+    """A directory must hold a model, and a hub id outside the registry must be in the local HF cache.
+
+    Offline there is no way to tell a mistyped hub id from a real model that is not downloaded, so only
+    registry models (known to exist) skip with the fix; any other name must be found here.
+    """
+    if spec.kind == "path" and model_status(spec) != "ready":
+        raise SelectionError(f"--bench-models: {name} is a directory but not a model (no config.json in it)")
+    known_hub_ids = {entry.location for entry in MODELS.values() if entry.kind == "hub"}
+    if spec.kind == "hub" and spec.location not in known_hub_ids and model_status(spec) != "ready":
+        close = difflib.get_close_matches(name, sorted(known_hub_ids), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SelectionError(f"--bench-models: hub model {name!r} is not in the local Hugging Face cache; {hint}"
+                             f"check the id, or {how_to_get(spec)}")
 
 
 def select_tasks(names: list[str]) -> list[str]:

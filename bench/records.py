@@ -34,7 +34,7 @@ def git_commit() -> str | None:
 
 
 def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: LoadedModel,
-                evaluation: Evaluation) -> dict:
+                evaluation: Evaluation, batch_size: int | None = None) -> dict:
     """Everything the leaderboard, the JSON, the store and the baseline gate need about one case."""
     result = evaluation.result
     metrics = {name: {"value": value, "low": result.intervals.get(name, (None, None))[0],
@@ -50,7 +50,7 @@ def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: L
             "model_source": case.model, "model_hash": loaded.weights_hash,
             "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
             "adapter_merged": loaded.adapter_merged if case.adapter else None,
-            "dtype": loaded.dtype, "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
+            "dtype": loaded.dtype, "batch_size": batch_size, "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
             "decoding": asdict(decoding_for(task)),
             "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
             "git_commit": git_commit(),

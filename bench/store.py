@@ -8,9 +8,12 @@ with a generous busy timeout: concurrent xdist workers queue instead of losing r
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
+
+from slmbench.errors import SlmbenchError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -37,6 +40,33 @@ CREATE TABLE IF NOT EXISTS results (
 )
 """
 BUSY_TIMEOUT_S = 60
+COLUMNS = re.findall(r"^    ([a-z_]+) [A-Z]", SCHEMA, flags=re.MULTILINE)
+
+
+class StoreError(SlmbenchError):
+    """A results store that cannot be opened or written (not SQLite, old schema, locked, disk full)."""
+
+
+def check_store(path: Path) -> None:
+    """Fail early, naming the path, when `path` cannot become or be a results store; writes nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"--bench-store: {path} is a directory; give a file path (or 'none')")
+    if not path.exists():
+        return
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"--bench-store: {path} is not an SQLite database ({error}); "
+                         f"move it away or pass another --bench-store") from None
+    missing = [column for column in COLUMNS if column not in found]
+    if found and missing:
+        raise StoreError(f"--bench-store: {path} was made by another slmbench version: its results table has no "
+                         f"column {', '.join(missing)}; move it away or pass another --bench-store")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -68,7 +98,19 @@ def use_wal(connection: sqlite3.Connection) -> None:
 
 
 def append_record(path: Path, run_id: str, record: dict) -> int:
-    """Append one case's metrics in a single transaction; returns the number of rows written."""
+    """Append one case's metrics in a single transaction; returns the number of rows written.
+
+    Raises:
+        StoreError: the store could not take the rows (locked past the busy timeout, disk full, not
+            SQLite...); nothing of this record is written.
+    """
+    try:
+        return _append(path, run_id, record)
+    except (sqlite3.Error, OSError) as error:
+        raise StoreError(f"{path}: {error}") from None
+
+
+def _append(path: Path, run_id: str, record: dict) -> int:
     prov = record["provenance"]
     rows = [
         (run_id, prov["created"], record["case_id"], record["model"], record["variant"], record["task"],

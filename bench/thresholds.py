@@ -23,7 +23,11 @@ DEFAULT_FILE = Path(__file__).with_name("thresholds.toml")
 
 
 class ThresholdsError(SlmbenchError):
-    """A thresholds file that names an unknown task or metric, or a value that is not a number."""
+    """A thresholds file that cannot be read, names an unknown task or metric, or sets a value outside [0, 1].
+
+    Every task metric is a rate in [0, 1], so a minimum or tolerance outside it (or NaN, which every
+    comparison would silently pass or fail) can only be a typo.
+    """
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,13 @@ def load_thresholds(path: Path | None) -> Thresholds:
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ThresholdsError(f"{path}: thresholds file not found") from None
+    except IsADirectoryError:
+        raise ThresholdsError(f"{path}: is a directory, not a thresholds file") from None
+    except UnicodeDecodeError as error:
+        raise ThresholdsError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); "
+                              f"save it as UTF-8") from None
+    except OSError as error:
+        raise ThresholdsError(f"{path}: cannot be read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ThresholdsError(f"{path}: not valid TOML: {error}") from None
     return Thresholds(Path(path), [_override(path, pattern, table) for pattern, table in document.items()])
@@ -89,6 +100,6 @@ def _override(path: Path, pattern: str, table: object) -> Override:
         for metric, value in values.items():
             if metric not in metrics:
                 raise ThresholdsError(f"{where}: unknown metric {metric!r}; {task_pattern} has {', '.join(sorted(metrics))}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ThresholdsError(f"{where}: {kind} for {metric!r} must be a number >= 0, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ThresholdsError(f"{where}: {kind} for {metric!r} must be a number in [0, 1], got {value!r}")
     return Override(pattern, {k: float(v) for k, v in minimums.items()}, {k: float(v) for k, v in tolerances.items()})
