@@ -74,12 +74,23 @@ def render_markdown(board: dict) -> str:
     rows, deltas = board["rows"], {d["case_id"]: d for d in board["deltas"]}
     if not rows:
         return "# slmbench leaderboard\n\nNo case ran.\n"
-    parts = ["# slmbench leaderboard", "", "## Summary (headline metric per task)", "", _summary(rows), ""]
+    parts = ["# slmbench leaderboard", "", *_partial_banner(board),
+             "## Summary (headline metric per task)", "", _summary(rows), ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         parts += [f"## {task}", "", _task_table(task, [r for r in rows if r["task"] == task], deltas), ""]
     parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus base on the same samples, "
                  "paired bootstrap; * marks a Δ whose interval excludes 0. (random weights) rows are smoke tests.")
     return "\n".join(parts) + "\n"
+
+
+def _partial_banner(board: dict) -> list[str]:
+    """Markdown lines saying that a board holds only what ran before the run stopped, if it does."""
+    if not board.get("partial"):
+        return []
+    ran = ", ".join(board.get("cases_ran", [])) or "none"
+    return [f"> **Partial leaderboard**: the run stopped early ({board.get('partial_reason', 'interrupted')}); "
+            f"only these cases finished: {ran}. The last full leaderboard, if any, is kept at "
+            f"`{board.get('full_board', 'leaderboard.md')}`.", ""]
 
 
 def _summary(rows: list[dict]) -> str:

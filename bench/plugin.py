@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from slmbench.atomic import write_json_atomic, write_text_atomic
+from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
 from slmbench.errors import SlmbenchError
 from slmbench.evaluation import evaluate
@@ -24,34 +24,33 @@ from slmbench.tasks.core import JSON_METRICS
 
 from slmbench.bench import leaderboard, store
 from slmbench.bench.baseline import load_baseline
+from slmbench.bench.board_files import BoardFiles
 from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
 from slmbench.bench.checks import BenchOutcome
+from slmbench.bench.options import check_options, keep_benchmark_storage_private, names, positive_int
+from slmbench.bench.progress import RunProgress
 from slmbench.bench.records import make_record
 from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
 
 SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
 SPEED_ROUNDS = 2  # timed rounds per case (pytest-benchmark pedantic); tokens/s is the faster one
 GATE_TEST = "test_no_regression"
-
-
-def _names(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
-
+RESULTS_NOT_SAVED = 6  # exit status: the run finished but the store (or the board) could not be written
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bench", "slmbench model benchmark")
-    group.addoption("--bench-models", type=_names, default=None, metavar="NAMES",
+    group.addoption("--bench-models", type=names, default=None, metavar="NAMES",
                     help="comma-separated registry names, globs, HF ids or model directories "
                          "(default: every real registry model; uncached hub models skip with the reason)")
-    group.addoption("--bench-tasks", type=_names, default=None, metavar="NAMES",
+    group.addoption("--bench-tasks", type=names, default=None, metavar="NAMES",
                     help="comma-separated task names, task modules (mypkg.tasks.invoices) or files "
                          "(./tasks/invoices.py) (default: the built-in tasks and those installed packages register)")
-    group.addoption("--bench-adapters", type=_names, default=["auto"], metavar="DIRS",
+    group.addoption("--bench-adapters", type=names, default=["auto"], metavar="DIRS",
                     help="adapter directories, 'auto' (those `slmbench train` wrote under $SLMBENCH_ADAPTERS "
                          "or ./adapters, default) or 'none'")
     group.addoption("--bench-split", default="test", choices=["train", "val", "test"], help="split (default test)")
-    group.addoption("--bench-limit", type=int, default=None, metavar="N", help="only the first N samples")
-    group.addoption("--bench-batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    group.addoption("--bench-limit", type=positive_int, default=None, metavar="N", help="only the first N samples")
+    group.addoption("--bench-batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                     help=f"generation batch size (default {DEFAULT_BATCH_SIZE})")
     group.addoption("--bench-dtype", default=DEFAULT_DTYPE, choices=list(DTYPES), help="model dtype")
     group.addoption("--bench-thresholds", default=str(DEFAULT_FILE), metavar="PATH",
@@ -68,7 +67,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a model's cases on one xdist worker")
-    config.pluginmanager.register(BenchSession(config), "slmbench-session")
+    check_options(config)
+    session = BenchSession(config)
+    config.pluginmanager.register(session, "slmbench-session")
+    config.pluginmanager.register(session.progress, "slmbench-progress")
 
 
 class BenchSession:
@@ -83,6 +85,10 @@ class BenchSession:
         self._outcomes: dict[str, BenchOutcome | str] = {}
         self.records: dict[str, dict] = {}
         self.received: list[dict] = []  # records sent back by xdist workers
+        self.progress = RunProgress()  # registered beside this session: which collected tests finished
+        self.problems: list[str] = []  # results that could not be saved, reported at the end
+        self.board_files = BoardFiles(Path(self.option("leaderboard")), Path(self.option("json")))
+        self._benchmark_storage = keep_benchmark_storage_private(config)
 
     # ---- collection ------------------------------------------------------------------------
     def cases(self) -> list[Case]:
@@ -144,9 +150,11 @@ class BenchSession:
         task = resolve_task(case.task)
         split, limit = self.option("split"), self.option("limit")
         samples = task.samples(split)[:limit]
+        if not samples:
+            raise SlmbenchError(f"{task.data_path(split)}: the {split} split of {task.name} has no samples")
         loaded = self._load(case)
         evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache())
-        record = make_record(case, task, split, limit, loaded, evaluation)
+        record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
         self.records[case.id] = record
         return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
                             {m: self.thresholds.tolerance(case.id, m) for m in task.metrics},
@@ -192,44 +200,86 @@ class BenchSession:
     def pytest_configure_node(self, node) -> None:
         node.workerinput["bench_run_id"] = self.run_id
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error) -> None:
-        self.received += json.loads(getattr(node, "workeroutput", {}).get("bench_records", "[]"))
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.records and self.option("store").lower() != "none":
-            for record in self.records.values():
-                store.append_record(Path(self.option("store")), self.run_id, _with_speed_rows(record))
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Board first (so a store failure cannot lose it), then the store; problems set their own exit status."""
         if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the board
             self.config.workeroutput["bench_records"] = json.dumps(list(self.records.values()))
+            self._store()
+            self.config.workeroutput["bench_problems"] = json.dumps(self.problems)
             return
         records = list(self.records.values()) + self.received
         if self.received and self.option("tasks"):
             select_tasks(self.option("tasks"))  # the xdist controller collected nothing: load user tasks for the board
-        self.board = leaderboard.to_json(records) if records else None
+        self.board = self._board(records, session, exitstatus) if records else None
         if self.board:
             self._write(self.board)
+        self._store()
+        if self.problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = RESULTS_NOT_SAVED
+
+    def _board(self, records: list[dict], session: pytest.Session, exitstatus: int) -> dict:
+        board = {**leaderboard.to_json(records), "run_id": self.run_id}
+        cases_ran = [row["case_id"] for row in board["rows"]]
+        return {**board, **self.progress.partial_marks(session, exitstatus, cases_ran, str(self.board_files.markdown))}
 
     def _write(self, board: dict) -> None:
-        write_text_atomic(Path(self.option("leaderboard")), leaderboard.render_markdown(board))
-        write_json_atomic(Path(self.option("json")), board)
-        if self.option("update_baseline"):
-            if not self.option("baseline"):
-                raise pytest.UsageError("--bench-update-baseline needs --bench-baseline PATH")
+        try:
+            self.written = self.board_files.write(leaderboard.render_markdown(board), board, self.run_id)
+        except OSError as error:
+            self.problems.append(f"the leaderboard was not written: {error}")
+        if not self.option("update_baseline"):
+            return
+        if board.get("partial"):
+            self.problems.append(f"baseline not updated: this run is partial; {self.option('baseline')} is unchanged")
+            return
+        try:
             write_json_atomic(Path(self.option("baseline")), board)
+        except OSError as error:
+            self.problems.append(f"baseline not updated: {error}")
+
+    def _store(self) -> None:
+        if not self.records or self.option("store").lower() == "none":
+            return
+        path = Path(self.option("store"))
+        for record in self.records.values():
+            try:
+                store.append_record(path, self.run_id, _with_speed_rows(record))
+            except store.StoreError as error:
+                self.problems.append(f"the results store was not updated ({error}); this run's rows are not "
+                                     f"stored in it, the leaderboard JSON has them. Fix the store and rerun: "
+                                     f"outputs come from the generation cache")
+                return
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {})
+        self.received += json.loads(output.get("bench_records", "[]"))
+        self.problems += json.loads(output.get("bench_problems", "[]"))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._benchmark_storage is not None:
+            self._benchmark_storage.cleanup()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         board = getattr(self, "board", None)
         if board is None:
             if self._outcomes or terminalreporter.stats.get("skipped"):
                 terminalreporter.write_sep("-", "slmbench: no case ran; leaderboard not written")
-            return
-        terminalreporter.write_sep("=", "slmbench leaderboard")
-        terminalreporter.write_line(leaderboard.render_markdown(board))
-        written = [self.option("leaderboard"), self.option("json")]
-        if self.option("update_baseline"):
-            written.append(self.option("baseline") + " (baseline updated)")
-        terminalreporter.write_line(f"written to: {', '.join(os.path.abspath(p) for p in written)}")
+        else:
+            title = "slmbench leaderboard" + (" (PARTIAL: the run stopped early)" if board.get("partial") else "")
+            terminalreporter.write_sep("=", title)
+            terminalreporter.write_line(leaderboard.render_markdown(board))
+            written = getattr(self, "written", None)
+            if written:
+                paths = [*written.paths] + ([self.option("baseline") + " (baseline updated)"]
+                                            if self.option("update_baseline") and not board.get("partial") else [])
+                terminalreporter.write_line(f"written to: {', '.join(os.path.abspath(p) for p in paths)}")
+                for note in written.notes:
+                    terminalreporter.write_line(f"slmbench: {note}")
+        if self.problems:
+            terminalreporter.write_sep("!", f"slmbench: results not saved (exit status {RESULTS_NOT_SAVED})", red=True)
+            for problem in self.problems:
+                terminalreporter.write_line(f"slmbench: {problem}", red=True)
 
 
 def _case(item: pytest.Item) -> Case | None:

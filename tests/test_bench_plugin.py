@@ -58,9 +58,9 @@ def test_globs_expand_over_the_registry(bench):
 def test_bad_options_fail_with_a_clear_message(bench, option, message):
     run, _ = bench
     result = run(*option, "--collect-only")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines([f"*{message}*"])
-    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # checked when pytest starts, before collection
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_missing_hub_model_is_skipped_with_the_fix(bench, empty_hf_cache):
@@ -109,7 +109,8 @@ def test_thresholds_file_overrides_task_defaults(bench, tmp_path):
     result.assert_outcomes(passed=5)
     thresholds.write_text('["tiny-random-llama::iris"]\nacuracy = 0.3\n')
     result = run("--bench-models", "tiny-random-llama", "--bench-tasks", "iris", "--bench-thresholds", str(thresholds))
-    result.stdout.fnmatch_lines([f"*{thresholds}: [[]'tiny-random-llama::iris'[]]: unknown metric 'acuracy'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{thresholds}: [[]'tiny-random-llama::iris'[]]: unknown metric 'acuracy'*"])
 
 
 def _write_adapter(root: Path, model: str, task: str, preset: str) -> Path:
