@@ -39,6 +39,8 @@ def positive_int(value: str) -> int:
 
 def check_options(config: pytest.Config) -> None:
     """Fail the run at start, naming the option, when a --bench-* value cannot work."""
+    if config.getoption("help", False):  # `pytest --help` must work whatever is in the working directory
+        return
     option = lambda name: config.getoption(f"bench_{name}")  # noqa: E731
     for name in ("leaderboard", "json"):
         if Path(option(name)).is_dir():
