@@ -46,11 +46,11 @@ def check_options(config: pytest.Config) -> None:
         if Path(option(name)).is_dir():
             raise pytest.UsageError(f"--bench-{name}: {option(name)} is a directory; give a file path")
     try:
+        if option("tasks") is not None:
+            select_tasks(option("tasks"))  # first: it loads task files the thresholds may name
         load_thresholds(Path(option("thresholds")))
         if option("models") is not None:
             select_models(option("models"))
-        if option("tasks") is not None:
-            select_tasks(option("tasks"))
         if option("store").lower() != "none":
             check_store(Path(option("store")))
         if option("baseline") and not option("update_baseline"):
