@@ -36,7 +36,8 @@ main: setup
 	  --task $(lastword $(subst :, ,$(run))) --preset $(firstword $(subst :, ,$(run))) --skip-trained && ) true
 	HF_HUB_OFFLINE=1 $(PY) -m pytest bench $(BENCH_ARGS) -q -rs --benchmark-columns=median,rounds; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
-	@echo "leaderboard: $(CURDIR)/leaderboard.md and $(CURDIR)/leaderboard.json; every run is appended to $(CURDIR)/results.db"
+	@echo "leaderboard: $(CURDIR)/leaderboard.md and $(CURDIR)/leaderboard.json; report: $(CURDIR)/report.html;" \
+	  "per-sample logs under $(CURDIR)/results/; every run is appended to $(CURDIR)/results.db"
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)

@@ -22,9 +22,9 @@ from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 
-from slmbench.bench import leaderboard, store
+from slmbench.bench import html_report, leaderboard, samples_log, store
 from slmbench.bench.baseline import load_baseline
-from slmbench.bench.board_files import BoardFiles
+from slmbench.bench.board_files import BoardFiles, partial_path
 from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
 from slmbench.bench.checks import BenchOutcome
 from slmbench.bench.options import check_options, keep_benchmark_storage_private, names, positive_int
@@ -59,6 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-json", default="leaderboard.json", metavar="PATH", help="leaderboard as JSON")
     group.addoption("--bench-store", default="results.db", metavar="PATH",
                     help="SQLite results store every run is appended to ('none' to skip)")
+    group.addoption("--bench-samples", default=None, metavar="DIR",
+                    help="per-sample logs go to DIR/<run-id>/<case>.jsonl (default: results/ beside the "
+                         "leaderboard; 'none' to skip)")
+    group.addoption("--bench-report", default=None, metavar="PATH",
+                    help="self-contained HTML report (default: report.html beside the leaderboard; 'none' to skip)")
     group.addoption("--bench-baseline", default=None, metavar="PATH",
                     help="fail cases whose metrics fall below this leaderboard JSON beyond its 95%% CI")
     group.addoption("--bench-update-baseline", action="store_true",
@@ -89,6 +94,7 @@ class BenchSession:
         self.problems: list[str] = []  # results that could not be saved, reported at the end
         self.board_files = BoardFiles(Path(self.option("leaderboard")), Path(self.option("json")))
         self._benchmark_storage = keep_benchmark_storage_private(config)
+        self.samples: dict[str, list[dict]] = {}  # case id -> per-sample log rows (workers' included)
 
     # ---- collection ------------------------------------------------------------------------
     def cases(self) -> list[Case]:
@@ -156,9 +162,31 @@ class BenchSession:
         evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache())
         record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
         self.records[case.id] = record
+        self._log_samples(case.id, samples_log.sample_rows(case.id, task, evaluation))
         return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
                             {m: self.thresholds.tolerance(case.id, m) for m in task.metrics},
                             self._baseline(), str(self.option("baseline")))
+
+    def _output_path(self, name: str, default: str) -> Path | None:
+        """--bench-<name> as a path, `default` beside the leaderboard when unset, None for 'none'."""
+        value = self.option(name)
+        if value is None:
+            return Path(self.option("leaderboard")).parent / default
+        return None if value.lower() == "none" else Path(value)
+
+    def _log_samples(self, case_id: str, rows: list[dict]) -> None:
+        """Keep a case's per-sample rows and write its log at once (a killed run keeps finished cases)."""
+        self.samples[case_id] = rows
+        folder = self._output_path("samples", "results")
+        if folder is not None:
+            samples_log.write_log(folder / self.run_id, case_id, rows)
+
+    def _run_reference(self) -> dict:
+        """The run id and its per-sample log folder (relative to the JSON), for `slmbench compare`."""
+        folder = self._output_path("samples", "results")
+        json_dir = Path(self.option("json")).resolve().parent
+        return {"run_id": self.run_id,
+                "samples_dir": os.path.relpath((folder / self.run_id).resolve(), json_dir) if folder else None}
 
     def _baseline(self) -> dict[str, dict] | None:
         """The baseline rows (read once), or None without --bench-baseline or while updating it."""
@@ -204,6 +232,7 @@ class BenchSession:
         """Board first (so a store failure cannot lose it), then the store; problems set their own exit status."""
         if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the board
             self.config.workeroutput["bench_records"] = json.dumps(list(self.records.values()))
+            self.config.workeroutput["bench_samples"] = json.dumps(self.samples, default=str)
             self._store()
             self.config.workeroutput["bench_problems"] = json.dumps(self.problems)
             return
@@ -213,14 +242,27 @@ class BenchSession:
         self.board = self._board(records, session, exitstatus) if records else None
         if self.board:
             self._write(self.board)
+            self._write_report(records)
         self._store()
         if self.problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = RESULTS_NOT_SAVED
 
     def _board(self, records: list[dict], session: pytest.Session, exitstatus: int) -> dict:
-        board = {**leaderboard.to_json(records), "run_id": self.run_id}
+        board = {**leaderboard.to_json(records), **self._run_reference()}
         cases_ran = [row["case_id"] for row in board["rows"]]
         return {**board, **self.progress.partial_marks(session, exitstatus, cases_ran, str(self.board_files.markdown))}
+
+    def _write_report(self, records: list[dict]) -> None:
+        """report.html (report.partial.html for a partial run, like the board); a failure is a problem, not a crash."""
+        path = self._output_path("report", "report.html")
+        if path is None:
+            return
+        self.report_path = partial_path(path) if self.board.get("partial") else path
+        try:
+            html_report.write_report(self.report_path, records, self.samples, self.run_id)
+        except OSError as error:
+            self.problems.append(f"the report was not written: {error}")
+            self.report_path = None
 
     def _write(self, board: dict) -> None:
         try:
@@ -243,7 +285,7 @@ class BenchSession:
         path = Path(self.option("store"))
         for record in self.records.values():
             try:
-                store.append_record(path, self.run_id, _with_speed_rows(record))
+                store.append_record(path, self.run_id, _with_speed_rows(record), self.samples.get(record["case_id"], []))
             except store.StoreError as error:
                 self.problems.append(f"the results store was not updated ({error}); this run's rows are not "
                                      f"stored in it, the leaderboard JSON has them. Fix the store and rerun: "
@@ -255,6 +297,7 @@ class BenchSession:
         output = getattr(node, "workeroutput", {})
         self.received += json.loads(output.get("bench_records", "[]"))
         self.problems += json.loads(output.get("bench_problems", "[]"))
+        self.samples.update(json.loads(output.get("bench_samples", "{}")))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._benchmark_storage is not None:
@@ -276,6 +319,8 @@ class BenchSession:
                 terminalreporter.write_line(f"written to: {', '.join(os.path.abspath(p) for p in paths)}")
                 for note in written.notes:
                     terminalreporter.write_line(f"slmbench: {note}")
+            if getattr(self, "report_path", None):
+                terminalreporter.write_line(f"report: {os.path.abspath(self.report_path)}")
         if self.problems:
             terminalreporter.write_sep("!", f"slmbench: results not saved (exit status {RESULTS_NOT_SAVED})", red=True)
             for problem in self.problems:

@@ -1,5 +1,9 @@
 """The results store: every bench run appended to SQLite, one row per case × metric.
 
+Besides ``results``, the store keeps each case's whole record (``cases``) and its per-sample log
+rows (``samples``, linked to the run and case), so a run's report can be rebuilt from the store
+alone (bench/run_loader.py). Stores written before those tables existed gain them on first open.
+
 Rows carry their provenance, so a number can always be traced to the model revision, adapter,
 task version, data and decoding settings that produced it. Writers take an immediate transaction
 with a generous busy timeout: concurrent xdist workers queue instead of losing rows.
@@ -39,6 +43,24 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (run_id, case_id, metric)
 )
 """
+CASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    run_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, case_id)
+)
+"""
+SAMPLES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    sample_id TEXT NOT NULL,
+    row TEXT NOT NULL,
+    PRIMARY KEY (run_id, case_id, sample_id)
+)
+"""
 BUSY_TIMEOUT_S = 60
 COLUMNS = re.findall(r"^    ([a-z_]+) [A-Z]", SCHEMA, flags=re.MULTILINE)
 
@@ -74,7 +96,8 @@ def connect(path: Path) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     use_wal(connection)
-    connection.execute(SCHEMA)
+    for schema in (SCHEMA, CASES_SCHEMA, SAMPLES_SCHEMA):
+        connection.execute(schema)
     return connection
 
 
@@ -97,20 +120,20 @@ def use_wal(connection: sqlite3.Connection) -> None:
         time.sleep(0.05)
 
 
-def append_record(path: Path, run_id: str, record: dict) -> int:
-    """Append one case's metrics in a single transaction; returns the number of rows written.
+def append_record(path: Path, run_id: str, record: dict, samples: list[dict] = ()) -> int:
+    """Append one case's metrics, record and per-sample rows in a single transaction; returns the metric rows.
 
     Raises:
         StoreError: the store could not take the rows (locked past the busy timeout, disk full, not
             SQLite...); nothing of this record is written.
     """
     try:
-        return _append(path, run_id, record)
+        return _append(path, run_id, record, samples)
     except (sqlite3.Error, OSError) as error:
         raise StoreError(f"{path}: {error}") from None
 
 
-def _append(path: Path, run_id: str, record: dict) -> int:
+def _append(path: Path, run_id: str, record: dict, samples: list[dict]) -> int:
     prov = record["provenance"]
     rows = [
         (run_id, prov["created"], record["case_id"], record["model"], record["variant"], record["task"],
@@ -124,6 +147,11 @@ def _append(path: Path, run_id: str, record: dict) -> int:
     try:
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(f"INSERT OR REPLACE INTO results VALUES ({', '.join('?' * 19)})", rows)
+        connection.execute("INSERT OR REPLACE INTO cases VALUES (?, ?, ?)",
+                           (run_id, record["case_id"], json.dumps(record, default=str)))
+        connection.executemany("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)", [
+            (run_id, record["case_id"], position, row["sample_id"], json.dumps(row, default=str))
+            for position, row in enumerate(samples)])
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from slmbench.training.cli import add_merge_arguments, add_train_arguments, run_list, run_merge, run_train
 
     add_commands(commands)
+    from slmbench.bench.report_commands import add_commands as add_report_commands
+
+    add_report_commands(commands)
     train = commands.add_parser("train", help=run_train.__doc__)
     add_train_arguments(train)
     train.set_defaults(run=run_train)

@@ -1,8 +1,16 @@
 """Shared fixtures for the harness's own tests."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from slmbench.cache import GenerationCache
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -19,3 +27,40 @@ def empty_hf_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
     return tmp_path / "hf-hub"
+
+
+
+@pytest.fixture(scope="session")
+def tiny_bench_run(tmp_path_factory):
+    """One `pytest bench` run in a subprocess (tiny-random-llama on iris and products, plus a tiny iris
+    adapter with a loss history), shared by the report tests: the folder holding lb.json, results.db,
+    results/<run-id>/ and report.html."""
+    out = tmp_path_factory.mktemp("tiny-bench")
+    env = {**os.environ, "SLMBENCH_CACHE": str(out / "cache"), "SLMBENCH_ADAPTERS": str(out / "adapters")}
+    write_tiny_adapter(out / "adapters", "tiny-random-llama", "iris", "fast")
+    result = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "-q",
+                             "--bench-models", "tiny-random-llama", "--bench-tasks", "iris,products",
+                             "--bench-limit", "4", "--bench-leaderboard", str(out / "lb.md"),
+                             "--bench-json", str(out / "lb.json"), "--bench-store", str(out / "results.db")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def write_tiny_adapter(root: Path, model: str, task: str, preset: str) -> Path:
+    """A random LoRA adapter for a tiny model where `slmbench train` would put it, with a loss history."""
+    from peft import LoraConfig, get_peft_model
+
+    from slmbench.loading import load_model
+
+    directory = root / model / task / preset
+    peft_model = get_peft_model(load_model(model, dtype="float32").model,
+                                LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.peft_config["default"].base_model_name_or_path = model
+    peft_model.save_pretrained(directory)
+    (directory / "training_config.json").write_text(json.dumps({"base_model_name": model, "task": task, "preset": preset,
+                                                                "settings": {"lr": 5e-4, "epochs": 1}}))
+    (directory / "loss_history.json").write_text(json.dumps({
+        "train": [{"step": s, "epoch": s / 4, "loss": 3.0 / s} for s in range(1, 5)],
+        "val": [{"step": 4, "epoch": 1.0, "loss": 1.1}], "best": {"step": 4, "epoch": 1.0, "loss": 1.1}}))
+    return directory
