@@ -14,10 +14,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from slmbench.errors import SlmbenchError
-from slmbench.tasks import TASKS
 
 from slmbench.bench import samples_log
 from slmbench.bench.leaderboard import paired_delta
+from slmbench.bench.report_samples import known_task
 
 
 class CompareError(SlmbenchError):
@@ -74,14 +74,15 @@ def compare_markdown(old: dict[str, dict], new: dict[str, dict]) -> str:
 
 
 def _paired(before: dict, after: dict) -> dict[str, dict]:
-    if not before.get("sample_stats") or not after.get("sample_stats") or after["task"] not in TASKS:
+    if not before.get("sample_stats") or not after.get("sample_stats") or not known_task(after["task"]):
         return {}
     delta = paired_delta(before, after)
     return delta["metrics"] if delta else {}
 
 
 def _metrics(row: dict) -> list[str]:
-    known = list(TASKS[row["task"]].metrics) if row["task"] in TASKS else []
+    task = known_task(row["task"])
+    known = list(task.metrics) if task else []
     return [m for m in dict.fromkeys(known + list(row["metrics"])) if m in row["metrics"]]
 
 

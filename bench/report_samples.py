@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from slmbench.tasks import TASKS
+from slmbench.errors import TaskError
+from slmbench.tasks import Task, resolve_task
 from slmbench.tasks.scoring import aggregate
 
 from slmbench.bench.leaderboard import headline_metric
@@ -66,6 +67,15 @@ class Group:
         return sum(flag in sample.flags for sample in self.samples)
 
 
+def known_task(name: str) -> Task | None:
+    """The task behind a stored name, or None when this process cannot find it (a report or comparison
+    of a run that used someone's own task still renders, without per-sample pass marks)."""
+    try:
+        return resolve_task(name)
+    except TaskError:
+        return None
+
+
 def as_text(value) -> str:
     """Text for display: strings as they are, anything else as indented JSON."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1, default=str)
@@ -85,7 +95,7 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
 
 def sample_scores(task_name: str, rows: list[dict]) -> list[float | None]:
     """The task's headline metric on each sample alone (None for tasks this slmbench does not know)."""
-    task = TASKS.get(task_name)
+    task = known_task(task_name)
     if task is None or not rows:
         return [None] * len(rows)
     names = sorted({name for row in rows for name in row["stats"]})
@@ -96,7 +106,7 @@ def sample_scores(task_name: str, rows: list[dict]) -> list[float | None]:
 
 
 def pass_mark(task_name: str) -> float | None:
-    task = TASKS.get(task_name)
+    task = known_task(task_name)
     return task.thresholds.get(headline_metric(task_name)) if task else None
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slmbench.tasks import TASKS
 from slmbench.tasks.core import JSON_METRICS
 
 from slmbench.bench import report_charts
 from slmbench.bench.leaderboard import all_deltas, headline_metric
+from slmbench.bench.report_samples import known_task
 
 SPEED_FIELDS = ("tokens_per_sec", "eval_seconds", "generated_tokens", "cache_hits")
 
@@ -21,13 +21,13 @@ def row_label(record: dict) -> str:
 
 def task_metrics(task: str, records: list[dict]) -> list[str]:
     """The metric columns of a task table: the task's own order, then any others the rows carry."""
-    known = list(TASKS[task].metrics) if task in TASKS else []
+    known = list(known_task(task).metrics) if known_task(task) else []
     seen = dict.fromkeys(known + [m for r in records for m in r["metrics"]])
     return [m for m in seen if any(m in r["metrics"] for r in records)]
 
 
 def headline(task: str, records: list[dict]) -> str:
-    if task in TASKS:
+    if known_task(task):
         return headline_metric(task)
     return next(iter(records[0]["metrics"]), "")
 
@@ -45,7 +45,7 @@ def summary(records: list[dict]) -> dict:
 
 
 def _panel(task: str, metric: str, records: list[dict]) -> dict:
-    threshold = TASKS[task].thresholds.get(metric) if task in TASKS else None
+    threshold = known_task(task).thresholds.get(metric) if known_task(task) else None
     rows = []
     for record in records:
         m = record["metrics"].get(metric) or {}
@@ -56,8 +56,9 @@ def _panel(task: str, metric: str, records: list[dict]) -> dict:
 def task_table(task: str, records: list[dict]) -> dict:
     """A task's metric table (rows and their Δ vs base) and interval panels for its thresholded metrics."""
     metrics = task_metrics(task, records)
-    deltas = {d["case_id"]: d for d in all_deltas([r for r in records if r.get("sample_stats")])}
-    charted = [m for m in (TASKS[task].thresholds if task in TASKS else [headline(task, records)]) if m in metrics]
+    paired = [r for r in records if r.get("sample_stats")] if known_task(task) else []
+    deltas = {d["case_id"]: d for d in all_deltas(paired)}
+    charted = [m for m in (known_task(task).thresholds if known_task(task) else [headline(task, records)]) if m in metrics]
     return {"metrics": metrics, "percent": [m for m in metrics if m in JSON_METRICS],
             "rows": [{"record": r, "label": row_label(r), "delta": deltas.get(r["case_id"])} for r in records],
             "chart": report_charts.interval_panels([_panel(task, m, records) for m in charted], columns=2)}

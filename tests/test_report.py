@@ -178,3 +178,13 @@ def test_a_killed_run_leaves_no_half_written_log_or_report(tmp_path):
     assert logs, "the run was killed before it wrote any log"
     assert all(len(samples_log.read_log(log)) == 3 for log in logs)
     assert not (out / "report.html").exists() or "</html>" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_run_of_a_task_this_process_cannot_find_still_renders():
+    record = {"case_id": "m::someone_elses", "model": "m", "variant": "base", "task": "someone_elses", "split": "test",
+              "n": 1, "metrics": {"score": {"value": 0.5, "low": 0.0, "high": 1.0}}, "speed": {},
+              "provenance": {"created": "2026-02-01T00:00:00+00:00"}, "sample_stats": {"s1": {"score": 0.5}}}
+    rows = [{"case_id": "m::someone_elses", "sample_id": "s1", "input": "in", "reference": "ref", "output": "out",
+             "stats": {"score": 0.5}, "explanation": "half"}]
+    page = html_report.render_report([record], {"m::someone_elses": rows}, "run")
+    assert 'id="task-someone_elses"' in page and 'data-sample="s1"' in page
