@@ -1,7 +1,9 @@
 """What a bench run covers: models (and their adapters) × tasks, each one a `Case`.
 
 A case id reads as a leaderboard key: ``smollm2-135m-instruct::iris`` for a base model,
-``gemma3-270m+lora-fast::it_entities`` for a model with an adapter.
+``gemma3-270m+3shot::it_entities`` for the base model with 3 worked examples in each prompt,
+``gemma3-270m+lora-fast::it_entities`` for a model with an adapter. Classical baselines
+(``classical-knn::products``) are cases too; see bench/classical.py.
 """
 
 from __future__ import annotations
@@ -27,25 +29,40 @@ class SelectionError(SlmbenchError):
 
 @dataclass(frozen=True)
 class Case:
-    """One model (or model + adapter) on one task."""
+    """One model (0-shot or K-shot, or model + adapter) on one task."""
 
     model: str  # what load_model receives: a registry name, a local path or a hub id
     spec: ModelSpec
     task: str
     adapter: Path | None = None
+    shots: int = 0  # worked examples from the train split before each prompt (base models only)
+
+    @property
+    def kind(self) -> str:
+        """"base" for the model alone (any K), "adapter" with an adapter."""
+        return BASE if self.adapter is None else "adapter"
 
     @property
     def variant(self) -> str:
-        """"base", or the adapter's label (``lora-<preset>``)."""
-        return BASE if self.adapter is None else adapter_label(self.adapter)
+        """"base", ``<K>-shot``, or the adapter's label (``lora-<preset>``)."""
+        if self.adapter is not None:
+            return adapter_label(self.adapter)
+        return f"{self.shots}-shot" if self.shots else BASE
 
     @property
     def label(self) -> str:
-        return self.spec.name if self.adapter is None else f"{self.spec.name}+{self.variant}"
+        if self.adapter is not None:
+            return f"{self.spec.name}+{self.variant}"
+        return f"{self.spec.name}+{self.shots}shot" if self.shots else self.spec.name
 
     @property
     def id(self) -> str:
         return f"{self.label}::{self.task}"
+
+    @property
+    def group(self) -> str:
+        """Cases of one group share a model load (and an xdist worker)."""
+        return self.spec.name
 
     def unavailable(self) -> str | None:
         """Why this case cannot run here (model not installed or not cached), or None."""
@@ -125,15 +142,20 @@ def discover_adapters(root: Path, models: list[str], tasks: list[str]) -> list[P
     return found
 
 
-def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str]) -> list[Case]:
-    """Every selected model × task: a model's base cases, then each adapter's (one model load each)."""
+def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str],
+                fewshot: int | None = None) -> list[Case]:
+    """Every selected model × task: a model's base cases, then each adapter's (one model load each).
+
+    Args:
+        fewshot: K for the K-shot base cases; None takes each task's ``fewshot_k``, 0 adds none.
+    """
     models = select_models(model_names)
     tasks = select_tasks(task_names)
     adapters = _adapters(adapter_option, [spec.name for _, spec in models], tasks)
     owners = {adapter: adapter_owner(adapter) for adapter in adapters}
     cases = []
     for name, spec in models:
-        cases += [Case(name, spec, task) for task in tasks]
+        cases += base_cases(name, spec, tasks, fewshot)
         for adapter, (owner, owner_task) in owners.items():
             if owner in (spec.name, spec.location, name):
                 cases += [Case(name, spec, task, adapter) for task in tasks if owner_task in (task, None)]
@@ -142,6 +164,15 @@ def build_cases(model_names: list[str], task_names: list[str], adapter_option: l
         if adapter not in used:
             raise SelectionError(f"--bench-adapters: {adapter} was trained for {owner} on {owner_task or 'any task'}, "
                                  f"which is not among the selected models and tasks")
+    return cases
+
+
+def base_cases(name: str, spec: ModelSpec, tasks: list[str], fewshot: int | None) -> list[Case]:
+    """The model alone on each task: 0-shot, then K-shot where K (the option or the task's default) > 0."""
+    cases = []
+    for task in tasks:
+        shots = resolve_task(task).fewshot_k if fewshot is None else fewshot
+        cases += [Case(name, spec, task)] + ([Case(name, spec, task, shots=shots)] if shots > 0 else [])
     return cases
 
 

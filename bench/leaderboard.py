@@ -1,7 +1,9 @@
 """The leaderboard: one markdown table per task plus a summary, and the same data as JSON.
 
-Base and adapter rows of a model sit together; the adapter row is followed by its delta over the
-base with a paired bootstrap interval (both systems resampled on the same sample indices).
+A model's base rows (0-shot and K-shot) and adapter rows sit together; the adapter row is followed
+by its delta over the best base row of that model and task (by the task's headline metric), with
+a paired bootstrap interval (both systems resampled on the same sample indices). Classical
+baselines close each task's table.
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ from slmbench.tasks import resolve_task, task_names
 from slmbench.tasks.core import JSON_METRICS
 from slmbench.tasks.scoring import aggregate, resample_rows
 
+from slmbench.bench.classical import NO_BASELINE
+
 FORMAT = 1
 
 
 def sort_records(records: list[dict]) -> list[dict]:
-    """Task order of the registry (tasks of your own after it), then model, base before its adapters."""
+    """Task order of the registry (tasks of your own after it), then model: 0-shot, K-shot, adapters;
+    classical rows last."""
     task_order = {name: i for i, name in enumerate(task_names(include_loaded=True))}
-    return sorted(records, key=lambda r: (task_order.get(r["task"], 99), r["model"], r["variant"] != "base",
-                                          r["variant"], r["split"]))
+    kind_order = {"base": 0, "adapter": 1, "classical": 2}
+    return sorted(records, key=lambda r: (task_order.get(r["task"], 99), _kind(r) == "classical", r["model"],
+                                          kind_order.get(_kind(r), 1), r.get("shots", 0), r["variant"], r["split"]))
+
+
+def _kind(record: dict) -> str:
+    """"base" (0- or K-shot), "adapter" or "classical"; records from before few-shot rows lack "kind"."""
+    return record.get("kind") or ("base" if record["variant"] == "base" else "adapter")
 
 
 def headline_metric(task: str) -> str:
@@ -49,16 +60,28 @@ def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0
     return {"case_id": adapted["case_id"], "base_case_id": base["case_id"], "task": base["task"], "metrics": metrics}
 
 
+def best_base(records: list[dict], adapted: dict) -> dict | None:
+    """The base row (0-shot or K-shot) of the adapter's model and task that scores highest on the
+    task's headline metric, among those run on the same samples; ties go to fewer shots."""
+    metric = headline_metric(adapted["task"])
+    candidates = [r for r in records if _kind(r) == "base" and r["model"] == adapted["model"]
+                  and r["task"] == adapted["task"] and r["split"] == adapted["split"]
+                  and list(r["sample_stats"]) == list(adapted["sample_stats"])
+                  and (r["metrics"].get(metric) or {}).get("value") is not None]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda r: (r["metrics"][metric]["value"], -r.get("shots", 0)))
+
+
 def all_deltas(records: list[dict]) -> list[dict]:
-    """A paired delta for every adapter record whose base ran on the same samples."""
-    bases = {(r["model"], r["task"], r["split"]): r for r in records if r["variant"] == "base"}
+    """A paired delta for every adapter record against the best base row run on the same samples."""
     deltas = []
     for record in records:
-        base = bases.get((record["model"], record["task"], record["split"]))
-        if record["variant"] != "base" and base is not None:
-            delta = paired_delta(base, record)
-            if delta is not None:
-                deltas.append(delta)
+        base = best_base(records, record) if _kind(record) == "adapter" else None
+        delta = paired_delta(base, record) if base is not None else None
+        if delta is not None:
+            delta.update(base_variant=base["variant"], chosen_by=headline_metric(record["task"]))
+            deltas.append(delta)
     return deltas
 
 
@@ -78,8 +101,13 @@ def render_markdown(board: dict) -> str:
              "## Summary (headline metric per task)", "", _summary(rows), ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         parts += [f"## {task}", "", _task_table(task, [r for r in rows if r["task"] == task], deltas), ""]
-    parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus base on the same samples, "
-                 "paired bootstrap; * marks a Δ whose interval excludes 0. (random weights) rows are smoke tests.")
+        if task in NO_BASELINE:
+            parts += [f"{task}: {NO_BASELINE[task]}.", ""]
+    parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus the model's best base row "
+                 "(0-shot or K-shot, by the task's headline metric; named in the row) on the same samples, "
+                 "paired bootstrap; * marks a Δ whose interval excludes 0. K-shot rows put K worked examples "
+                 "from the train split before each prompt. classical rows use no language model. "
+                 "(random weights) rows are smoke tests.")
     return "\n".join(parts) + "\n"
 
 
@@ -94,11 +122,29 @@ def _partial_banner(board: dict) -> list[str]:
 
 
 def _summary(rows: list[dict]) -> str:
+    """One line per system; K-shot and classical rows share a line across tasks (K and method in the cell)."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    labels = list(dict.fromkeys(_label(r) for r in rows))
-    cells = {(_label(r), r["task"]): _cell(r["metrics"].get(headline_metric(r["task"]))) for r in rows}
+    ordered = sorted(rows, key=lambda r: (_kind(r) == "classical", r["model"], _kind(r) != "base", r.get("shots", 0) > 0,
+                                          r["variant"]))
+    labels = list(dict.fromkeys(_summary_label(r) for r in ordered))
+    cells = {(_summary_label(r), r["task"]): _cell(r["metrics"].get(headline_metric(r["task"]))) + _summary_note(r)
+             for r in rows}
     table = [[label] + [cells.get((label, task), "—") for task in tasks] for label in labels]
     return tabulate(table, headers=["model"] + [f"{t} {headline_metric(t)}" for t in tasks], tablefmt="github")
+
+
+def _summary_label(row: dict) -> str:
+    if _kind(row) == "classical":
+        return "classical"
+    if row.get("shots"):
+        return f"{row['model']}+few-shot" + (" (random weights)" if row.get("random_weights") else "")
+    return _label(row)
+
+
+def _summary_note(row: dict) -> str:
+    if _kind(row) == "classical":
+        return f" ({row['variant']})"
+    return f" ({row['shots']}-shot)" if row.get("shots") else ""
 
 
 def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
@@ -112,13 +158,13 @@ def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
                       _number(row["speed"]["tokens_per_sec"], 1), _number(row["speed"]["eval_seconds"], 1)])
         delta = deltas.get(row["case_id"])
         if delta:
-            table.append(["", "Δ vs base", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
+            table.append(["", f"Δ vs {delta.get('base_variant', 'base')}", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
                           *(_delta(delta["metrics"].get(m)) for m in metrics), "", ""])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
 def _label(row: dict) -> str:
-    label = row["model"] if row["variant"] == "base" else f"{row['model']}+{row['variant']}"
+    label = row["case_id"].split("::")[0]
     return f"{label} (random weights)" if row.get("random_weights") else label
 
 

@@ -19,6 +19,7 @@ from slmbench.errors import SlmbenchError
 from slmbench.evaluation import evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
 from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
+from slmbench.prompting import FewShot, shots_option
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 
@@ -29,7 +30,8 @@ from slmbench.bench.cases import Case, build_cases, default_models, default_task
 from slmbench.bench.checks import BenchOutcome
 from slmbench.bench.options import check_options, keep_benchmark_storage_private, names, positive_int
 from slmbench.bench.progress import RunProgress
-from slmbench.bench.records import make_record
+from slmbench.bench.classical import ClassicalCase, classical_cases, evaluate_classical
+from slmbench.bench.records import classical_record, make_record
 from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
 
 SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
@@ -48,6 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-adapters", type=names, default=["auto"], metavar="DIRS",
                     help="adapter directories, 'auto' (those `slmbench train` wrote under $SLMBENCH_ADAPTERS "
                          "or ./adapters, default) or 'none'")
+    group.addoption("--bench-fewshot", type=shots_option, default=None, metavar="K",
+                    help="K-shot base rows: K worked examples from the train split before each prompt "
+                         "(default: each task's fewshot_k; 0 turns the K-shot rows off)")
+    group.addoption("--bench-fewshot-seed", type=int, default=0, metavar="SEED",
+                    help="seed that picks each sample's worked examples (default 0)")
+    group.addoption("--bench-classical", default="all", choices=["all", "none"],
+                    help="classical baseline rows (CRF, nearest neighbour, logistic regression; default all)")
     group.addoption("--bench-split", default="test", choices=["train", "val", "test"], help="split (default test)")
     group.addoption("--bench-limit", type=positive_int, default=None, metavar="N", help="only the first N samples")
     group.addoption("--bench-batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
@@ -100,8 +109,10 @@ class BenchSession:
     def cases(self) -> list[Case]:
         if self._cases is None:
             try:
-                self._cases = build_cases(self.option("models") or default_models(),
-                                          self.option("tasks") or default_tasks(), self.option("adapters"))
+                cases = build_cases(self.option("models") or default_models(), self.option("tasks") or default_tasks(),
+                                    self.option("adapters"), fewshot=self.option("fewshot"))
+                self._cases = cases + classical_cases(list(dict.fromkeys(c.task for c in cases)),
+                                                      self.option("classical"))
                 self.thresholds = load_thresholds(Path(self.option("thresholds")))  # may name the tasks just loaded
             except SlmbenchError as error:
                 problem = f"slmbench: {error}"
@@ -111,7 +122,7 @@ class BenchSession:
         return self._cases
 
     def _param(self, case: Case, *extra, suffix: str = ""):
-        marks = [pytest.mark.xdist_group(case.spec.name)]
+        marks = [pytest.mark.xdist_group(case.group)]
         reason = case.unavailable()
         if reason:
             marks.append(pytest.mark.skip(reason=reason))
@@ -158,9 +169,14 @@ class BenchSession:
         samples = task.samples(split)[:limit]
         if not samples:
             raise SlmbenchError(f"{task.data_path(split)}: the {split} split of {task.name} has no samples")
-        loaded = self._load(case)
-        evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache())
-        record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
+        if isinstance(case, ClassicalCase):
+            evaluation = evaluate_classical(case, samples)
+            record = classical_record(case, task, split, limit, evaluation)
+        else:
+            loaded = self._load(case)
+            evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache(),
+                                  fewshot=FewShot(case.shots, self.option("fewshot_seed")))
+            record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
         self.records[case.id] = record
         self._log_samples(case.id, samples_log.sample_rows(case.id, task, evaluation))
         return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
@@ -206,8 +222,10 @@ class BenchSession:
 
     def measure_speed(self, case: Case, benchmark) -> float:
         """Decode a batch of the case's prompts with forced length; tokens/s goes to extra_info and the board."""
+        if isinstance(case, ClassicalCase):
+            pytest.skip(f"{case.id}: a classical baseline has no language model to time")
         outcome = self.outcome(case)
-        prompts = [resolve_task(case.task).prompt(s) for s in outcome.evaluation.samples[:self.option("batch_size")]]
+        prompts = [c.prompt for c in outcome.evaluation.run.completions[:self.option("batch_size")]]
         decoding = DecodingConfig(max_new_tokens=SPEED_NEW_TOKENS, min_new_tokens=SPEED_NEW_TOKENS)
         loaded = self._load(case)
         rates = []

@@ -13,9 +13,11 @@ from slmbench.cache import library_version
 from slmbench.evaluation import Evaluation, decoding_for
 from slmbench.hashing import file_sha256
 from slmbench.loading import LoadedModel
+from slmbench.prompting import provenance as fewshot_provenance
 from slmbench.tasks.core import Task
 
 from slmbench.bench.cases import Case
+from slmbench.bench.classical import CLASSICAL, ClassicalCase
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,23 +38,46 @@ def git_commit() -> str | None:
 def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: LoadedModel,
                 evaluation: Evaluation, batch_size: int | None = None) -> dict:
     """Everything the leaderboard, the JSON, the store and the baseline gate need about one case."""
+    record = result_record(case, task, split, limit, evaluation, case.spec.name, case.spec.is_random)
+    record["provenance"].update({
+        "model_source": case.model, "model_hash": loaded.weights_hash,
+        "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
+        "adapter_merged": loaded.adapter_merged if case.adapter else None,
+        "dtype": loaded.dtype, "batch_size": batch_size, "decoding": asdict(decoding_for(task)),
+        "fewshot": fewshot_provenance(evaluation.fewshot, [c.prompt for c in evaluation.run.completions],
+                                      evaluation.samples),
+        "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
+    })
+    return record
+
+
+def classical_record(case: ClassicalCase, task: Task, split: str, limit: int | None, evaluation: Evaluation) -> dict:
+    """The record of a classical baseline: what it is and the train split it was fitted on."""
+    record = result_record(case, task, split, limit, evaluation, CLASSICAL, False)
+    record["provenance"].update({
+        "method": case.baseline.method, "description": case.baseline.description,
+        "fitted_on": "train", "train_hash": file_sha256(task.data_path("train")),
+        "versions": {name: library_version(name)
+                     for name in ("scikit-learn", "python-crfsuite", "sentence-transformers")},
+    })
+    return record
+
+
+def result_record(case: Case | ClassicalCase, task: Task, split: str, limit: int | None, evaluation: Evaluation,
+                  model: str, random_weights: bool) -> dict:
+    """The part of a record every row has: ids, metrics with intervals, speed, per-sample stats."""
     result = evaluation.result
     metrics = {name: {"value": value, "low": result.intervals.get(name, (None, None))[0],
                       "high": result.intervals.get(name, (None, None))[1]} for name, value in result.values.items()}
     return {
-        "case_id": case.id, "model": case.spec.name, "variant": case.variant, "task": case.task,
-        "split": split, "limit": limit, "n": result.n, "random_weights": case.spec.is_random,
+        "case_id": case.id, "model": model, "variant": case.variant, "kind": case.kind, "shots": case.shots,
+        "task": case.task, "split": split, "limit": limit, "n": result.n, "random_weights": random_weights,
         "metrics": metrics,
         "speed": {"tokens_per_sec": None, "eval_seconds": evaluation.seconds,
                   "generated_tokens": evaluation.run.generated_tokens, "cache_hits": evaluation.run.cache_hits},
         "provenance": {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model_source": case.model, "model_hash": loaded.weights_hash,
-            "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
-            "adapter_merged": loaded.adapter_merged if case.adapter else None,
-            "dtype": loaded.dtype, "batch_size": batch_size, "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
-            "decoding": asdict(decoding_for(task)),
-            "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
+            "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
             "git_commit": git_commit(),
             "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
         },

@@ -12,6 +12,7 @@ from slmbench.cache import GenerationCache
 from slmbench.generation import (DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, Completion, DecodingConfig, GenerationRun, generate,
                                  prompt_overflow)
 from slmbench.loading import LoadedModel
+from slmbench.prompting import FewShot, task_prompts
 from slmbench.tasks.core import Sample, SampleScore, Task
 from slmbench.tasks.scoring import TaskResult, score_outputs
 
@@ -24,6 +25,7 @@ class Evaluation:
     run: GenerationRun
     result: TaskResult
     seconds: float  # generation (zero-ish when cached) plus scoring
+    fewshot: FewShot | None = None  # worked examples in each prompt (None: 0-shot)
 
 
 def decoding_for(task: Task) -> DecodingConfig:
@@ -32,19 +34,20 @@ def decoding_for(task: Task) -> DecodingConfig:
 
 
 def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_size: int = DEFAULT_BATCH_SIZE,
-             cache: GenerationCache | None = None, resamples: int = 1000) -> Evaluation:
+             cache: GenerationCache | None = None, resamples: int = 1000, fewshot: FewShot | None = None) -> Evaluation:
     """Generate one output per sample and score them with 95% bootstrap intervals.
 
+    With `fewshot`, each prompt starts with K worked examples from the task's train split.
     A sample whose prompt does not fit the model's context is not generated: it is scored as an
     empty output (a failure on every metric that needs an answer), explained "not generated:
     prompt is N tokens, context M", and still counted in N.
     """
     started, decoding = time.perf_counter(), decoding_for(task)
-    run = generate(loaded, [task.prompt(s) for s in samples], decoding, batch_size=batch_size, cache=cache)
+    run = generate(loaded, task_prompts(task, samples, fewshot), decoding, batch_size=batch_size, cache=cache)
     result = score_outputs(task, [c.text for c in run.completions], samples, resamples=resamples)
     result = replace(result, scores=[_explain_not_generated(loaded, decoding, score, completion)
                                      for score, completion in zip(result.scores, run.completions)])
-    return Evaluation(samples, run, result, time.perf_counter() - started)
+    return Evaluation(samples, run, result, time.perf_counter() - started, fewshot)
 
 
 def _explain_not_generated(loaded: LoadedModel, decoding: DecodingConfig, score: SampleScore,

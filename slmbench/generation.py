@@ -17,6 +17,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from slmbench.cache import GenerationCache, generation_key
 from slmbench.jsontext import json_value_end
 from slmbench.loading import LoadedModel
+from slmbench.prompting import Prompt
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 gives ~7x the tokens/s of batch 1
@@ -37,7 +38,7 @@ class DecodingConfig:
 class Completion:
     """One prompt's completion. `seconds` is the wall time of the batch that produced it."""
 
-    prompt: str
+    prompt: Prompt  # as given to `generate` (a few-shot prompt keeps its examples)
     text: str
     prompt_tokens: int
     completion_tokens: int
@@ -114,14 +115,14 @@ def prompt_overflow(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int
     return f"prompt is {prompt_tokens} tokens, context {context}" + ("" if prompt_tokens > context else room)
 
 
-def generate(loaded: LoadedModel, prompts: list[str], decoding: DecodingConfig = DecodingConfig(), *,
+def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfig = DecodingConfig(), *,
              batch_size: int = DEFAULT_BATCH_SIZE, cache: GenerationCache | None = None,
              static_cache: bool = False, progress: bool | None = None) -> GenerationRun:
     """Greedy completions for prompts, served from the cache where possible.
 
     Args:
         loaded: the model (and adapter) from `load_model`.
-        prompts: user prompts; instruct models get them wrapped in their chat template.
+        prompts: user prompts (or few-shot prompts); instruct models get them in their chat template.
         decoding: decoding settings (part of the cache key).
         batch_size: prompts decoded together; does not change greedy outputs in float32.
         cache: where to read and write completions; None generates everything.

@@ -24,6 +24,7 @@ from slmbench.atomic import write_json_atomic
 from slmbench.errors import AdapterError, ModelLoadError
 from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256
 from slmbench.paths import cache_root
+from slmbench.prompting import Prompt, render as render_prompt
 from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status, resolve
 from slmbench.tiny import build_tiny_model
 
@@ -58,12 +59,12 @@ class LoadedModel:
         """`name` or `name+adapter`, as in test ids and leaderboards."""
         return self.spec.name if self.adapter_dir is None else f"{self.spec.name}+{adapter_label(self.adapter_dir)}"
 
-    def render(self, prompt: str) -> str:
-        """The exact text the model sees: the chat template for instruct models, else the prompt."""
-        if not self.chat:
-            return prompt
-        messages = [{"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model sees: the chat template for instruct models, else the prompt.
+
+        A `FewShotPrompt` puts its worked examples first (chat turns or text, see slmbench.prompting).
+        """
+        return render_prompt(self.tokenizer, self.chat, prompt)
 
 
 def adapter_label(adapter_dir: Path) -> str:

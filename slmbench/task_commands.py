@@ -16,6 +16,7 @@ from slmbench.evaluation import decoding_for, evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, generate, prompt_overflow
 from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
+from slmbench.prompting import FewShot, provenance as fewshot_provenance, shots_option
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import Sample, Task
 
@@ -35,17 +36,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = resolve_task(args.task)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     samples = task.samples(args.split)[:args.limit]
+    fewshot = FewShot(args.fewshot, args.fewshot_seed)
     evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
-                          cache=None if args.no_cache else GenerationCache())
+                          cache=None if args.no_cache else GenerationCache(), fewshot=fewshot)
     result = evaluation.result
     rows = [[name, f"{value:.4f}", "[{:.4f}, {:.4f}]".format(*result.intervals[name])] for name, value in result.values.items()]
-    print(f"{loaded.label} on {task.name} ({args.split}, N={result.n}, {evaluation.run.cache_hits} from cache)")
+    shots = f", {fewshot.k}-shot (seed {fewshot.seed})" if fewshot.k else ""
+    print(f"{loaded.label} on {task.name} ({args.split}, N={result.n}{shots}, {evaluation.run.cache_hits} from cache)")
     print(tabulate(rows, headers=["metric", "value", "95% CI"], tablefmt="github", disable_numparse=True))
     if args.output:
         write_json_atomic(Path(args.output), {
             "model": loaded.spec.name, "label": loaded.label, "adapter": str(args.adapter) if args.adapter else None,
             "adapter_hash": loaded.adapter_hash, "model_hash": loaded.weights_hash, "dtype": loaded.dtype,
             "task": task.name, "task_version": task.version, "split": args.split, "n": result.n,
+            "fewshot": fewshot_provenance(fewshot, [c.prompt for c in evaluation.run.completions], samples),
             "metrics": {name: {"value": v, "low": result.intervals[name][0], "high": result.intervals[name][1]}
                         for name, v in result.values.items()},
             "samples": [{"id": s.id, "output": c.text, "explanation": score.explanation, "stats": dict(score.stats)}
@@ -119,6 +123,10 @@ def add_commands(commands) -> None:
     evaluate_parser.add_argument("--limit", type=int, help="only the first N samples")
     evaluate_parser.add_argument("--output", help="write metrics and outputs to this JSON file")
     evaluate_parser.add_argument("--no-cache", action="store_true", help="always generate")
+    evaluate_parser.add_argument("--fewshot", type=shots_option, default=0, metavar="K",
+                                 help="put K worked examples from the train split before each prompt (default 0)")
+    evaluate_parser.add_argument("--fewshot-seed", type=int, default=0, metavar="SEED",
+                                 help="seed that picks each sample's worked examples (default 0)")
     evaluate_parser.set_defaults(run=cmd_evaluate)
 
     infer_parser = commands.add_parser("infer", help=cmd_infer.__doc__)

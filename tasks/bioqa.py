@@ -98,4 +98,5 @@ TASK = Task(
     thresholds={"rougeL": 0.25},  # copying the question scores 0.15
     headline="rougeL",
     max_new_tokens=128,
+    fewshot_k=3,  # 3 worked examples (~100 tokens each) show the answer length and the key-fact-first style
 )

@@ -72,6 +72,8 @@ class Task:
             ``slmbench.tasks.resolve_task``), and a relative data_dir counts from that folder.
         input_schema: JSON Schema every sample's ``input`` must meet, checked when a split loads
             (default: text).
+        fewshot_k: worked examples (from the train split) in the bench's K-shot base rows, chosen
+            per task with a comment why; 0 means the bench shows no K-shot row by default.
     """
 
     name: str
@@ -85,6 +87,7 @@ class Task:
     max_new_tokens: int
     data_dir: Path | None = None
     input_schema: dict = field(default_factory=lambda: dict(TEXT_INPUT))
+    fewshot_k: int = 0
 
     @property
     def is_json(self) -> bool:

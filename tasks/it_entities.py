@@ -68,4 +68,7 @@ TASK = Task(
     thresholds={"json_valid": 0.9, "schema_valid": 0.9, "entity_f1": 0.5},
     headline="entity_f1",
     max_new_tokens=160,
+    # 3 worked examples (~190 tokens each) teach a base model the JSON format: Gemma 3 270M base went
+    # from 0% valid JSON at 0-shot to 91% at 3-shot (issue 11); more would mostly lengthen the prompt.
+    fewshot_k=3,
 )

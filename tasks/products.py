@@ -56,4 +56,5 @@ TASK = Task(
     thresholds={"rougeL": 0.3},  # copying the title scores 0.21
     headline="rougeL",
     max_new_tokens=96,
+    fewshot_k=3,  # 3 worked examples (~95 tokens each) show the catalogue style and length cheaply
 )

@@ -184,4 +184,7 @@ TASK = Task(
     thresholds={"json_valid": 0.9, "schema_valid": 0.8, "l3_semantic": 0.5},
     headline="l3_semantic",
     max_new_tokens=384,
+    # 1 worked example: one recipe and its JSON is ~360 tokens, so each example nearly doubles a
+    # 200-token prompt; the first one shows the output format a base model lacks.
+    fewshot_k=1,
 )

@@ -52,6 +52,8 @@ def _problems(task: Task):
         yield "headline", f"{task.headline!r} is not one of its metrics ({', '.join(map(str, task.metrics))})"
     if isinstance(task.max_new_tokens, bool) or not isinstance(task.max_new_tokens, int) or task.max_new_tokens <= 0:
         yield "max_new_tokens", f"must be a positive whole number, got {task.max_new_tokens!r}"
+    if isinstance(task.fewshot_k, bool) or not isinstance(task.fewshot_k, int) or task.fewshot_k < 0:
+        yield "fewshot_k", f"must be a whole number of worked examples, 0 or more, got {task.fewshot_k!r}"
     if task.data_dir is not None and not isinstance(task.data_dir, (str, Path)):
         yield "data_dir", f"must be a path or None, got {type(task.data_dir).__name__}"
 

@@ -151,6 +151,7 @@ def test_the_builtin_tasks_pass_the_checks_a_foreign_task_gets():
     ("TASK = replace(TASK, name='my::invoices')", "name: must be letters, digits, '_' or '-'"),
     ("TASK = replace(TASK, version=1)", "version: must be a non-empty string"),
     ("TASK = replace(TASK, max_new_tokens=0)", "max_new_tokens: must be a positive whole number, got 0"),
+    ("TASK = replace(TASK, fewshot_k=-1)", "fewshot_k: must be a whole number of worked examples, 0 or more, got -1"),
 ])
 def test_a_bad_field_fails_naming_the_module_and_the_field(tmp_path, extra, message):
     path = write_task(tmp_path, extra=extra + "\n")
