@@ -114,8 +114,10 @@ class CrfEntityTagger:
         with tempfile.TemporaryDirectory(prefix="slmbench-crf-") as folder:  # crfsuite trains to a file
             model_path = Path(folder) / "entities.crfsuite"
             trainer.train(str(model_path))
-            self._tagger = pycrfsuite.Tagger()
-            self._tagger.open_inmemory(model_path.read_bytes())
+            # crfsuite reads the model in place, without a copy: the bytes must live as long as the tagger
+            self._model = model_path.read_bytes()
+        self._tagger = pycrfsuite.Tagger()
+        self._tagger.open_inmemory(self._model)
         return self
 
     def predict(self, text: str) -> dict[str, list[str]]:

@@ -21,7 +21,9 @@ def bench(pytester, tmp_path, monkeypatch):
     out.mkdir()
 
     def run(*args, subprocess=False, limit="3"):
+        # K-shot and classical rows are off here (tests/test_fewshot.py and test_classical.py cover them)
         options = [str(BENCH), "-p", "no:cacheprovider", "-rs", "--bench-limit", limit,
+                   "--bench-fewshot", "0", "--bench-classical", "none",
                    "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
                    "--bench-store", str(out / "results.db"), *args]
         return pytester.runpytest_subprocess(*options) if subprocess else pytester.runpytest(*options)

@@ -58,3 +58,42 @@ def test_markdown_puts_the_adapter_and_its_delta_under_the_base():
     assert "lora-fast" in lines[base_line + 1] and "Δ vs base" in lines[base_line + 2]
     assert "+1.000 [+1.000, +1.000] *" in lines[base_line + 2]
     assert "| m+lora-fast" in render_markdown(board)  # summary row
+
+
+def _shot_record(shots: int, correct: list[int]) -> dict:
+    """A K-shot base row of model m (kind and shots as the bench writes them)."""
+    record = _record("base", correct)
+    if shots:
+        record.update(case_id=f"m+{shots}shot::iris", variant=f"{shots}-shot")
+    return {**record, "kind": "base", "shots": shots}
+
+
+def test_the_delta_is_against_the_better_of_the_zero_shot_and_k_shot_rows():
+    zero, three = _shot_record(0, [1] * 5 + [0] * 15), _shot_record(3, [1] * 15 + [0] * 5)
+    adapted = {**_record("lora-fast", [1] * 10 + [0] * 10), "kind": "adapter", "shots": 0}
+    (delta,) = all_deltas([zero, three, adapted])
+    assert delta["base_case_id"] == "m+3shot::iris" and delta["base_variant"] == "3-shot"
+    assert delta["metrics"]["accuracy"]["value"] == -0.25 and delta["metrics"]["accuracy"]["high"] < 0
+    board = to_json([adapted, three, zero])
+    assert [row["case_id"] for row in board["rows"]] == ["m::iris", "m+3shot::iris", "m+lora-fast::iris"]
+    assert "| Δ vs 3-shot" in render_markdown(board)
+    assert "| m+few-shot" in render_markdown(board)  # summary line of the K-shot rows
+
+
+def test_a_tie_between_base_rows_goes_to_fewer_shots():
+    zero, three = _shot_record(0, [1, 0] * 10), _shot_record(3, [0, 1] * 10)
+    adapted = {**_record("lora-fast", [1] * 20), "kind": "adapter", "shots": 0}
+    (delta,) = all_deltas([three, zero, adapted])
+    assert delta["base_case_id"] == "m::iris"
+
+
+def test_classical_rows_close_the_table_and_recipes_says_why_it_has_none():
+    classical = {**_record("base", [1] * 20), "case_id": "classical-logreg::iris", "model": "classical",
+                 "variant": "logreg", "kind": "classical", "shots": 0}
+    recipes = {**_shot_record(0, [0] * 20), "case_id": "m::recipes", "task": "recipes"}
+    board = to_json([classical, _shot_record(0, [0] * 20), recipes])
+    assert [row["case_id"] for row in board["rows"]] == ["m::recipes", "m::iris", "classical-logreg::iris"]
+    assert board["deltas"] == []  # a classical row is not an adapter
+    markdown = render_markdown(board)
+    assert "recipes: no classical baseline: turning recipe prose" in markdown
+    assert "| classical " in markdown and "1.000 [1.000, 1.000] (logreg)" in markdown
