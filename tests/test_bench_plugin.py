@@ -1,6 +1,7 @@
 """The bench plugin, black-box through pytester on tiny random-weight models."""
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def bench(pytester, tmp_path, monkeypatch):
     """Run `pytest bench` in a scratch directory with a private cache; returns (run, outputs dir)."""
     monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SLMBENCH_ADAPTERS", str(tmp_path / "adapters"))
+    # subprocess runs import this checkout's code, not whichever checkout the venv's editable install names
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCH.parent), os.environ.get("PYTHONPATH")])))
     out = tmp_path / "out"
     out.mkdir()
 
