@@ -203,6 +203,7 @@ def bench(pytester, tmp_path, monkeypatch):
 
     def run(*args, subprocess=False):
         options = [str(BENCH), "-p", "no:cacheprovider", "--bench-models", "tiny-random-llama", "--bench-limit", "2",
+                   "--bench-fewshot", "0", "--bench-classical", "none",  # only the rows these tests are about
                    "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
                    "--bench-store", str(out / "results.db"), *args]
         return pytester.runpytest_subprocess(*options) if subprocess else pytester.runpytest(*options)
