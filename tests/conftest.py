@@ -40,7 +40,8 @@ def tiny_bench_run(tmp_path_factory):
     write_tiny_adapter(out / "adapters", "tiny-random-llama", "iris", "fast")
     result = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "-q",
                              "--bench-models", "tiny-random-llama", "--bench-tasks", "iris,products",
-                             "--bench-limit", "4", "--bench-leaderboard", str(out / "lb.md"),
+                             "--bench-limit", "4", "--bench-fewshot", "0", "--bench-classical", "none",
+                             "--bench-leaderboard", str(out / "lb.md"),
                              "--bench-json", str(out / "lb.json"), "--bench-store", str(out / "results.db")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]

@@ -29,7 +29,8 @@ def bench(pytester, tmp_path, monkeypatch):
 
     def run(*args, limit="2", tasks="iris", **kwargs):
         options = [str(BENCH), "-p", "no:cacheprovider", "-rs", "--bench-models", MODEL, "--bench-tasks", tasks,
-                   "--bench-limit", limit, "--bench-leaderboard", str(out / "lb.md"), "--bench-json",
+                   "--bench-limit", limit, "--bench-fewshot", "0", "--bench-classical", "none",
+                   "--bench-leaderboard", str(out / "lb.md"), "--bench-json",
                    str(out / "lb.json"), "--bench-store", str(out / "results.db"), *args]
         return pytester.runpytest(*options, **kwargs)
 

@@ -146,7 +146,8 @@ def test_two_xdist_workers_write_disjoint_logs_and_one_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "-q", "-n", "2", "--dist",
          "loadgroup", "--bench-models", "tiny-random-llama,tiny-random-qwen2", "--bench-tasks", "iris",
-         "--bench-limit", "2", "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
+         "--bench-limit", "2", "--bench-fewshot", "0", "--bench-classical", "none",
+         "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
          "--bench-store", str(out / "results.db"), "-k", "json_valid"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode in (0, 1), result.stdout[-3000:]
@@ -165,7 +166,8 @@ def test_a_killed_run_leaves_no_half_written_log_or_report(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "-q",
          "--bench-models", "tiny-random-llama,tiny-random-qwen2,tiny-random-mistral", "--bench-tasks", "iris",
-         "--bench-limit", "3", "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
+         "--bench-limit", "3", "--bench-fewshot", "0", "--bench-classical", "none",
+         "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
          "--bench-store", str(out / "results.db"), "-k", "json_valid"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
