@@ -259,8 +259,8 @@ def test_the_best_epoch_is_the_one_kept(small_iris, monkeypatch, tmp_path):
     """Val losses forced to 3, 1, 2: the adapter saved must be the one of epoch 2."""
     forced_val_losses, real_loss, snapshots = iter([3.0, 1.0, 2.0]), causal_lm_loss, []
 
-    def loss(model, batch, completion_only=True):
-        value = real_loss(model, batch, completion_only)
+    def loss(model, batch, completion_only=True, num_items=None):
+        value = real_loss(model, batch, completion_only, num_items)
         return value if model.training else torch.tensor(next(forced_val_losses))
 
     def snapshot(self, args, state, control, model=None, **kwargs):
@@ -285,10 +285,10 @@ def test_other_settings_replace_the_adapter(small_iris, tmp_path):
 def test_each_optimizer_step_accumulates_micro_batches(small_iris, monkeypatch, tmp_path):
     passes = []
 
-    def recording_loss(model, batch, completion_only=True):
+    def recording_loss(model, batch, completion_only=True, num_items=None):
         if model.training:
             passes.append(batch["input_ids"].shape[0])
-        return causal_lm_loss(model, batch, completion_only)
+        return causal_lm_loss(model, batch, completion_only, num_items)
 
     monkeypatch.setattr("slmbench.training.lora.causal_lm_loss", recording_loss)
     result = train(make_config("tiny-random-llama", "iris", "fast", epochs=1, batch_size=4, micro_batch_size=2),

@@ -165,16 +165,29 @@ def wrap_with_lora(loaded: LoadedModel, config: TrainConfig) -> PeftModel:
 
 
 class CompletionLossTrainer(Trainer):
-    """A Trainer whose loss is `causal_lm_loss`: completion tokens only, optionally completion-only logits."""
+    """A Trainer whose loss is `causal_lm_loss`: completion tokens only, optionally completion-only logits.
 
-    loss_is_scaled_for_ga = False  # a per-pass mean: the Trainer divides it by the passes of the step
+    The loss of a pass is its completion-token sum over the completion tokens of the whole optimizer
+    step (`num_items_in_batch`), so micro_batch_size never reweights tokens. The Trainer counts that
+    number only for models it believes take loss kwargs, and divides a loss by the passes of the step
+    unless told it is already scaled; both are set here, for every architecture, so neither is left
+    to how a model's forward happens to be declared.
+    """
+
+    loss_is_scaled_for_ga = None  # decided per pass by the Trainer: scaled exactly when num_items_in_batch is given
 
     def __init__(self, *args, completion_only_logits: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.completion_only_logits = completion_only_logits
+        self.model_accepts_loss_kwargs = True  # makes the Trainer count num_items_in_batch over each step
+        self._loss_shifts_labels = True  # ...over labels[:, 1:], the positions causal_lm_loss scores
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = causal_lm_loss(model, inputs, self.completion_only_logits)
+        loss = causal_lm_loss(model, inputs, self.completion_only_logits, num_items=num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # num_items_in_batch is then the count over every process, and DDP averages the gradients
+            # of the processes: scale back up by their number, as Trainer.compute_loss does
+            loss = loss * self.accelerator.num_processes
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
