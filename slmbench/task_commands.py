@@ -18,7 +18,7 @@ from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
 from slmbench.prompting import FewShot, provenance as fewshot_provenance, shots_option
 from slmbench.tasks import resolve_task
-from slmbench.tasks.core import Sample, Task
+from slmbench.tasks.core import Sample, Task, check_input
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +103,7 @@ def _task_input(task: Task, document: str, where: str):
         raise DatasetError(f"{where}: {task.name} takes a JSON object like {json.dumps(example)}: {error}") from None
     if not isinstance(value, dict) or set(value) != set(example):
         raise DatasetError(f"{where}: {task.name} needs exactly the fields {', '.join(example)}")
+    check_input(value, task.input_schema, where)
     return value
 
 

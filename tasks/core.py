@@ -159,6 +159,15 @@ def _decode_line(raw: bytes, where: str) -> str:
                            f"{error.start + 1}; save the file as UTF-8") from None
 
 
+def check_input(value: Any, input_schema: dict, where: str) -> None:
+    """Raise DatasetError ``where: field 'input/...': reason`` unless `value` meets the task's input schema."""
+    if isinstance(value, str) and not value.strip():
+        raise DatasetError(f"{where}: field 'input': empty text")
+    error = _schema_error(value, input_schema, "input", where)
+    if error:
+        raise error
+
+
 def _schema_error(value: Any, schema: dict, field_name: str, where: str) -> DatasetError | None:
     """The first way `value` breaks `schema`, as ``file:line: field 'name/path': reason``."""
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
@@ -181,13 +190,11 @@ def _sample_from_row(row: dict, where: str, schema: dict | None, input_schema: d
         raise DatasetError(f"{where}: field '{sorted(unknown)[0]}': unknown field")
     if not isinstance(row["id"], str) or not row["id"]:
         raise DatasetError(f"{where}: field 'id': must be a non-empty string")
-    if isinstance(row["input"], str) and not row["input"].strip():
-        raise DatasetError(f"{where}: field 'input': empty text")
-    error = _schema_error(row["input"], input_schema, "input", where)
+    check_input(row["input"], input_schema, where)
     if schema is not None:
-        error = error or _schema_error(row["target"], schema, "target", where)
+        error = _schema_error(row["target"], schema, "target", where)
+        if error:
+            raise error
     elif not isinstance(row["target"], str) or not row["target"].strip():
         raise DatasetError(f"{where}: field 'target': must be a non-empty string")
-    if error:
-        raise error
     return Sample(row["id"], row["input"], row["target"], row.get("meta") or {})

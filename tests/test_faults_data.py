@@ -168,6 +168,13 @@ def test_infer_refuses_a_document_longer_than_the_context(tmp_path, capsys):
                         r"shorten the input\n", err), err
 
 
+def test_infer_checks_a_structured_input_against_the_task(capsys):
+    features = json.dumps({**IRIS_INPUT, "sepal_length": 5.1})
+    code, out, err = _slmbench(capsys, "infer", "--model", "tiny-random-llama", "--task", "iris", "--document", features)
+    assert (code, out) == (2, "")
+    assert err == "slmbench: error: input 1: field 'input/sepal_length': 5.1 is not one of ['low', 'medium', 'high']\n"
+
+
 def test_training_on_an_empty_train_split_names_the_file(tmp_path, monkeypatch):
     from slmbench.training.cli import main as training_main
 
