@@ -13,17 +13,16 @@ weights are rounded and small updates are lost, so they can differ a lot.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
+from slmbench.adapters import find_adapters, read_adapter
 from slmbench.bench.report import print_and_save
 from slmbench.evaluation import decoding_for
 from slmbench.generation import DecodingConfig, generate
 from slmbench.loading import load_model
 from slmbench.paths import adapters_root
 from slmbench.tasks import resolve_task
-from slmbench.training.lora import finished_adapters
 from slmbench.training.merge import base_model_of
 
 VARIANTS = ("base", "merged", "separate")
@@ -32,15 +31,15 @@ VARIANTS = ("base", "merged", "separate")
 def default_adapters() -> list[Path]:
     """The first adapter `slmbench train` wrote for each base model."""
     firsts: dict[str, Path] = {}
-    for folder in finished_adapters(adapters_root()):
-        firsts.setdefault(folder.parts[-3], folder)
+    for info in find_adapters(adapters_root()):
+        firsts.setdefault(info.base_model_name, info.path)
     return list(firsts.values())
 
 
 def measure(adapter_dir: Path, dtype: str, new_tokens: int, batch_size: int, repeats: int) -> dict:
     """One adapter: the three variants in turns on `batch_size` val prompts of its task."""
 
-    task = resolve_task(json.loads((adapter_dir / "training_config.json").read_text())["task"])
+    task = resolve_task(read_adapter(adapter_dir).task)
     base_name = base_model_of(adapter_dir)
     models = {"base": load_model(base_name, dtype=dtype),
               "merged": load_model(base_name, dtype=dtype, adapter=adapter_dir, merge_adapter=True),

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from slmbench.errors import SlmbenchError, TaskError
-from slmbench.loading import adapter_label
+from slmbench.adapters import AdapterInfo, adapter_label, find_adapters, read_adapter
+from slmbench.errors import AdapterError, SlmbenchError, TaskError
 from slmbench.paths import adapters_root
 from slmbench.registry import MODELS, ModelSpec, how_to_get, model_status, resolve
 from slmbench.tasks import resolve_task, task_names
@@ -123,25 +122,6 @@ def select_tasks(names: list[str]) -> list[str]:
         raise SelectionError(f"--bench-tasks: {error}") from None
 
 
-def adapter_owner(adapter: Path) -> tuple[str | None, str | None]:
-    """(base model name, task) an adapter was trained for; None where it does not say."""
-    training = adapter / "training_config.json"
-    if training.is_file():
-        recorded = json.loads(training.read_text())
-        return recorded.get("base_model_name") or recorded.get("model"), recorded.get("task")
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    return config.get("base_model_name_or_path"), None
-
-
-def discover_adapters(root: Path, models: list[str], tasks: list[str]) -> list[Path]:
-    """Adapters `slmbench train` left under ``root/<model>/<task>/<preset>/``."""
-    found = []
-    for model in models:
-        for task in tasks:
-            found += sorted(p.parent for p in (root / model / task).glob("*/adapter_config.json"))
-    return found
-
-
 def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str],
                 fewshot: int | None = None) -> list[Case]:
     """Every selected model × task: a model's base cases, then each adapter's (one model load each).
@@ -152,18 +132,17 @@ def build_cases(model_names: list[str], task_names: list[str], adapter_option: l
     models = select_models(model_names)
     tasks = select_tasks(task_names)
     adapters = _adapters(adapter_option, [spec.name for _, spec in models], tasks)
-    owners = {adapter: adapter_owner(adapter) for adapter in adapters}
     cases = []
     for name, spec in models:
         cases += base_cases(name, spec, tasks, fewshot)
-        for adapter, (owner, owner_task) in owners.items():
-            if owner in (spec.name, spec.location, name):
-                cases += [Case(name, spec, task, adapter) for task in tasks if owner_task in (task, None)]
+        for adapter in adapters:
+            if adapter.base_model_name in (spec.name, spec.location, name):
+                cases += [Case(name, spec, task, adapter.path) for task in tasks if adapter.task in (task, None)]
     used = {case.adapter for case in cases}
-    for adapter, (owner, owner_task) in owners.items():
-        if adapter not in used:
-            raise SelectionError(f"--bench-adapters: {adapter} was trained for {owner} on {owner_task or 'any task'}, "
-                                 f"which is not among the selected models and tasks")
+    for adapter in adapters:
+        if adapter.path not in used:
+            raise SelectionError(f"--bench-adapters: {adapter.path} was trained for {adapter.base_model_name} on "
+                                 f"{adapter.task or 'any task'}, which is not among the selected models and tasks")
     return cases
 
 
@@ -176,13 +155,13 @@ def base_cases(name: str, spec: ModelSpec, tasks: list[str], fewshot: int | None
     return cases
 
 
-def _adapters(option: list[str], models: list[str], tasks: list[str]) -> list[Path]:
+def _adapters(option: list[str], models: list[str], tasks: list[str]) -> list[AdapterInfo]:
+    """`auto`: every finished adapter of the models and tasks (damaged ones skipped with a warning)."""
     if option in ([], ["none"]):
         return []
     if option == ["auto"]:
-        return discover_adapters(adapters_root(), models, tasks)
-    paths = [Path(p).expanduser() for p in option]
-    for path in paths:
-        if not (path / "adapter_config.json").is_file():
-            raise SelectionError(f"--bench-adapters: {path} is not a PEFT adapter directory (no adapter_config.json)")
-    return paths
+        return find_adapters(adapters_root(), models, tasks)
+    try:
+        return [read_adapter(Path(p).expanduser()) for p in option]
+    except AdapterError as error:
+        raise SelectionError(f"--bench-adapters: {error}") from None

@@ -28,3 +28,11 @@ class DatasetError(SlmbenchError):
 
 class TrainingConfigError(SlmbenchError):
     """A training setting or input that cannot work, caught before (or instead of) a wasted run."""
+
+
+class SlmbenchWarning(UserWarning):
+    """Something skipped or degraded (a damaged adapter, an unwritable cache); the run goes on."""
+
+
+class OutputPathError(SlmbenchError):
+    """A path to write results to that cannot take them (a directory, under a file, not writable)."""

@@ -8,10 +8,10 @@ The result loads with `load_model("merged/smollm2-iris-fast")` and gives the sam
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
+from slmbench.adapters import read_adapter
 from slmbench.atomic import write_json_atomic
 from slmbench.errors import AdapterError, TrainingConfigError
 from slmbench.loading import load_model
@@ -20,16 +20,9 @@ MARKER = "merged_from.json"  # provenance; also marks a folder a later merge may
 
 
 def base_model_of(adapter_dir: Path) -> str:
-    """The base model name recorded with an adapter (training_config.json, else adapter_config.json)."""
-    training_config = adapter_dir / "training_config.json"
-    if training_config.is_file():
-        base = json.loads(training_config.read_text()).get("base_model")
-        if base:
-            return base
-    adapter_config = adapter_dir / "adapter_config.json"
-    if not adapter_config.is_file():
-        raise AdapterError(f"{adapter_dir} is not a PEFT adapter: no adapter_config.json")
-    base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+    """What `load_model` needs to find an adapter's base (training_config.json, else adapter_config.json)."""
+    info = read_adapter(adapter_dir)
+    base = info.training.get("base_model") or info.base_model_name
     if not base:
         raise AdapterError(f"{adapter_dir}: adapter_config.json does not name its base model (base_model_name_or_path)")
     return base
@@ -69,10 +62,8 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
 
 
 def _provenance(loaded, adapter_dir: Path) -> dict:
-    training_config = adapter_dir / "training_config.json"
     return {
         "base_model": loaded.spec.name, "base_weights_hash": loaded.weights_hash,
         "adapter_dir": str(adapter_dir.resolve()), "adapter_hash": loaded.adapter_hash,
-        "chat_template": loaded.chat,
-        "training": json.loads(training_config.read_text()) if training_config.is_file() else None,
+        "chat_template": loaded.chat, "training": read_adapter(adapter_dir).training or None,
     }
