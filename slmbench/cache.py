@@ -2,7 +2,8 @@
 
 Entries are written atomically as each batch finishes, so an interrupted run keeps what it
 finished. Each entry carries its key and a checksum: a corrupt or truncated entry is detected,
-discarded and regenerated, never returned.
+discarded and regenerated, never returned. A cache that cannot be written (read-only, disk full,
+$SLMBENCH_CACHE naming a file) is warned about once; the run goes on and keeps its outputs in memory.
 """
 
 from __future__ import annotations
@@ -11,15 +12,27 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import shutil
+import warnings
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
 from slmbench.atomic import write_text_atomic
+from slmbench.errors import SlmbenchWarning
 from slmbench.paths import cache_root
 
 log = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # layout of the key material below; the engine's own code is hashed into it (engine_version)
+_UNWRITABLE: set[Path] = set()  # cache roots a write failed in: warned once per process, then skipped
+ENGINE_SOURCES = ("generation.py", "jsontext.py")  # decoding loop, stop rules and JSON end detection
+
+
+@lru_cache(maxsize=None)
+def engine_version() -> str:
+    """Hash of the generation engine's source: any change to decoding or stopping renews the keys."""
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in ENGINE_SOURCES)).hexdigest()[:16]
 
 
 @lru_cache(maxsize=None)  # read once per process, not once per prompt
@@ -36,6 +49,8 @@ def generation_key(loaded, rendered_prompt: str, decoding) -> str:
         "format": FORMAT,
         "weights": loaded.weights_hash,
         "adapter": loaded.adapter_hash,
+        "tokenizer": loaded.tokenizer_hash,  # tokenizer, chat template, generation config (EOS ids)
+        "engine": {"name": "slmbench.generation", "version": engine_version()},
         "dtype": loaded.dtype,
         "device": str(next(loaded.model.parameters()).device.type),
         "prompt": rendered_prompt,
@@ -65,7 +80,7 @@ class GenerationCache:
         path = self._path(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # absent, or the cache root is not a folder
             return None
         except (OSError, ValueError) as error:
             return self._discard(path, f"unreadable ({error})")
@@ -77,10 +92,21 @@ class GenerationCache:
 
     def put(self, key: str, record: dict) -> None:
         """Store a completion record atomically."""
+        if self.root in _UNWRITABLE:
+            return
         entry = {"key": key, "record": record, "checksum": _checksum(record)}
-        write_text_atomic(self._path(key), json.dumps(entry, ensure_ascii=False))
+        try:
+            write_text_atomic(self._path(key), json.dumps(entry, ensure_ascii=False))
+        except OSError as error:
+            _UNWRITABLE.add(self.root)
+            warnings.warn(f"generation cache {self.root} cannot be written ({error}); generating in memory, "
+                          f"nothing more is cached this run (set SLMBENCH_CACHE to a writable folder)",
+                          SlmbenchWarning, stacklevel=2)
 
     def _discard(self, path: Path, reason: str) -> None:
         log.warning("discarding damaged cache entry %s: %s", path, reason)
-        path.unlink(missing_ok=True)
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        except OSError as error:  # a read-only cache: the entry stays, and is regenerated each time
+            log.warning("could not remove %s: %s", path, error)
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -25,7 +26,10 @@ def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    write_text_atomic(memo, digest.hexdigest())
+    try:
+        write_text_atomic(memo, digest.hexdigest())
+    except OSError:  # a read-only or full cache only costs hashing again next time
+        pass
     return digest.hexdigest()
 
 
@@ -44,3 +48,21 @@ def state_dict_sha256(model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def tokenizer_sha256(tokenizer, generation_config) -> str:
+    """Hash of what turns prompts into tokens and decides where a completion ends.
+
+    The tokenizer's full definition (vocabulary, merges, normalisation), its special tokens and chat
+    template, and the generation config (EOS ids): hashing the loaded objects covers checkpoint
+    files and code-built tokenizers alike.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    definition = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    material = {
+        "definition": hashlib.sha256(definition.encode()).hexdigest(),
+        "special_tokens": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "generation_config": generation_config.to_diff_dict() if generation_config is not None else None,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()

@@ -20,9 +20,10 @@ import torch
 from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from slmbench.adapters import WEIGHTS, AdapterInfo, adapter_label, check_weights, read_adapter
 from slmbench.atomic import write_json_atomic
 from slmbench.errors import AdapterError, ModelLoadError
-from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256
+from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256, tokenizer_sha256
 from slmbench.paths import cache_root
 from slmbench.prompting import Prompt, render as render_prompt
 from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status, resolve
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
 DEFAULT_DTYPE = "bfloat16"
 SOURCE_MARKER = "slmbench_source.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class LoadedModel:
     adapter_dir: Path | None = None
     adapter_hash: str | None = None
     adapter_merged: bool = False  # the adapter is folded into the weights (no PEFT layers left)
+    tokenizer_hash: str | None = None  # tokenizer, chat template and generation config (EOS ids)
 
     @property
     def chat(self) -> bool:
@@ -67,16 +70,6 @@ class LoadedModel:
         return render_prompt(self.tokenizer, self.chat, prompt)
 
 
-def adapter_label(adapter_dir: Path) -> str:
-    """`lora-<preset>` for adapters laid out by `slmbench train`, else the directory name."""
-    adapter_dir = Path(adapter_dir)
-    config = adapter_dir / "training_config.json"
-    if config.is_file():
-        preset = json.loads(config.read_text()).get("preset")
-        if preset:
-            return f"lora-{preset}"
-    return adapter_dir.name
-
 
 def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None = None,
                allow_download: bool = False, merge_adapter: bool = False) -> LoadedModel:
@@ -97,12 +90,13 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
     spec = resolve(name)
     if spec.kind == "random":
         model, tokenizer = build_tiny_model(spec.location, chat=bool(spec.chat))
+        weights_hash = "random:" + state_dict_sha256(model)  # of the float32 weights: the same at every dtype
         model = model.to(DTYPES[dtype])
-        loaded = LoadedModel(spec, model, tokenizer, dtype, "random:" + state_dict_sha256(model))
     else:
         directory, weights_hash = _checkpoint_dir(spec, allow_download)
         model, tokenizer = _from_pretrained(spec, directory, dtype)
-        loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash)
+    loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash,
+                         tokenizer_hash=tokenizer_sha256(tokenizer, model.generation_config))
     _prepare_tokenizer(loaded)
     _feed_lm_head_contiguous(loaded.model)
     return attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
@@ -134,6 +128,7 @@ def _checkpoint_dir(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
         weights = sorted(directory.glob("*.safetensors"))
         if not weights:
             raise ModelLoadError(f"{directory} has no *.safetensors weights (pickled .bin weights are not loaded)")
+        _check_model_files(directory, weights)
         return directory, "sha256:" + files_sha256(weights)
     return _hub_snapshot(spec, allow_download)
 
@@ -157,12 +152,35 @@ def _hub_snapshot(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
     return directory, "hub:" + hashlib.sha256(blobs.encode()).hexdigest()
 
 
+def _check_model_files(directory: Path, weights: list[Path]) -> None:
+    """Name the damaged file before transformers fails on it with a message that names none."""
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelLoadError(f"{directory} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside "
+                             f"the weights with tokenizer.save_pretrained({str(directory)!r})")
+    for path in weights:
+        reason = safetensors_problem(path)
+        if reason:
+            raise ModelLoadError(f"{path}: not a complete safetensors file ({reason}); copy or convert it again")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why `path` is not a readable safetensors file (garbage, truncated), or None when it is."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as error:  # safetensors raises its own SafetensorError, and OSError for I/O
+        return str(error).strip().splitlines()[0][:200] or type(error).__name__
+    return None
+
+
 def _from_pretrained(spec: ModelSpec, directory: Path, dtype: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=DTYPES[dtype], local_files_only=True,
                                                      use_safetensors=True)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelLoadError(f"{spec.name}: could not load a causal LM from {directory}: {error}") from None
     return model.eval(), tokenizer
 
@@ -232,31 +250,40 @@ def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path, merge: bool = F
     """
     from peft import PeftModel
 
-    adapter_dir = Path(adapter_dir)
-    config_path = adapter_dir / "adapter_config.json"
-    if not config_path.is_file():
-        raise AdapterError(f"{adapter_dir} is not a PEFT adapter: no adapter_config.json "
-                           f"(expected a directory written by `slmbench train` or PeftModel.save_pretrained)")
-    _check_adapter_base(loaded, adapter_dir, json.loads(config_path.read_text()))
+    info = read_adapter(adapter_dir)
+    adapter_dir = info.path
+    _check_adapter_files(info)
+    _check_adapter_base(loaded, info)
     try:
         model = PeftModel.from_pretrained(loaded.model, adapter_dir, is_trainable=False)
-    except (RuntimeError, ValueError, KeyError) as error:
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:300]
         raise AdapterError(f"{adapter_dir} does not fit {loaded.spec.name}: {reason}") from None
-    weights = sorted(adapter_dir.glob("adapter_model.*")) + [config_path]
+    weights = sorted(adapter_dir.glob("adapter_model.*")) + [adapter_dir / "adapter_config.json"]
     model = model.merge_and_unload() if merge else model
     return replace(loaded, model=model.eval(), adapter_dir=adapter_dir, adapter_hash=files_sha256(weights),
                    adapter_merged=merge)
 
 
-def _check_adapter_base(loaded: LoadedModel, adapter_dir: Path, adapter_config: dict) -> None:
-    training_config = adapter_dir / "training_config.json"
-    if training_config.is_file():
-        base_hash = json.loads(training_config.read_text()).get("base_weights_hash")
-        if base_hash and base_hash != loaded.weights_hash:
-            raise AdapterError(f"{adapter_dir} was trained on another base checkpoint "
+def _check_adapter_files(info: AdapterInfo) -> None:
+    weights = info.path / WEIGHTS
+    if not weights.is_file():
+        raise AdapterError(f"{info.path} has adapter_config.json but no {WEIGHTS}: an incomplete copy, or not "
+                           f"trained to the end; copy the weights too or retrain")
+    reason = safetensors_problem(weights)
+    if reason:
+        raise AdapterError(f"{weights}: not a complete safetensors file ({reason}); copy it again or retrain")
+    check_weights(info)
+
+
+def _check_adapter_base(loaded: LoadedModel, info: AdapterInfo) -> None:
+    """The recorded base weights hash decides; adapters without one are checked by the base's name."""
+    base_hash = info.training.get("base_weights_hash")
+    if base_hash:
+        if base_hash != loaded.weights_hash:
+            raise AdapterError(f"{info.path} was trained on another base checkpoint "
                                f"({base_hash[:24]}...), not on {loaded.spec.name} ({loaded.weights_hash[:24]}...)")
-    base = adapter_config.get("base_model_name_or_path")
+        return
     accepted = {loaded.spec.name, loaded.spec.location, getattr(loaded.model, "name_or_path", None)}
-    if base and base not in accepted:
-        raise AdapterError(f"{adapter_dir} was trained on base model {base!r}, not on {loaded.spec.name}")
+    if info.base_model_name and info.base_model_name not in accepted:
+        raise AdapterError(f"{info.path} was trained on base model {info.base_model_name!r}, not on {loaded.spec.name}")
