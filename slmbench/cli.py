@@ -9,7 +9,7 @@ import sys
 
 from tabulate import tabulate
 
-from slmbench.errors import SlmbenchError
+from slmbench.console import non_empty_text, positive_int, run_command
 from slmbench.registry import MODELS, OFFLINE_MODELS, how_to_get, model_status
 
 
@@ -69,10 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help=cmd_generate.__doc__)
     gen.add_argument("--model", required=True, help="registry name, local directory or hub id")
     gen.add_argument("--adapter", help="PEFT adapter directory")
-    gen.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
+    gen.add_argument("--prompt", action="append", required=True, type=non_empty_text, help="repeat for several prompts")
     gen.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-    gen.add_argument("--max-new-tokens", type=int, default=256)
-    gen.add_argument("--batch-size", type=int, default=16)
+    gen.add_argument("--max-new-tokens", type=positive_int, default=256)
+    gen.add_argument("--batch-size", type=positive_int, default=16)
     gen.add_argument("--json", action="store_true", help="stop when the first JSON value closes")
     gen.add_argument("--no-cache", action="store_true", help="always generate")
     gen.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
@@ -102,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not getattr(args, "allow_download", False):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time unless asked
-    try:
-        return args.run(args)
-    except SlmbenchError as error:
-        print(f"slmbench: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(args.run, args)
 
 
 if __name__ == "__main__":

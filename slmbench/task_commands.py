@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from tabulate import tabulate
 
 from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
-from slmbench.errors import DatasetError
+from slmbench.console import positive_int
+from slmbench.errors import DatasetError, OutputPathError
 from slmbench.evaluation import decoding_for, evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, generate, prompt_overflow
 from slmbench.jsontext import parse_json_output
@@ -27,13 +29,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True,
                         help="a built-in or installed task name, a task module (mypkg.tasks.invoices) or file")
     parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
     task = resolve_task(args.task)
+    if args.output:
+        check_output_path(Path(args.output), "--output")  # before the work, not after it
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     samples = task.samples(args.split)[:args.limit]
     fewshot = FewShot(args.fewshot, args.fewshot_seed)
@@ -59,22 +63,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output_path(path: Path, option: str) -> None:
+    """Refuse a results path that could not be written, before any model is loaded."""
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path} is a directory; give a file path such as {path / 'results.json'}")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise OutputPathError(f"{option} {path}: {parent} is a file, so no folder can be made there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {path}: {parent} is not writable")
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
     task = resolve_task(args.task)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
-    documents = _documents(args)
-    for index, document in enumerate(documents, start=1):
+    skipped: list[int] = []  # stdin lines that were not UTF-8
+    for index, document in enumerate(_documents(args, skipped), start=1):
         sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)
         completion = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False).completions[0]
         if completion.finish_reason == PROMPT_TOO_LONG:
             reason = prompt_overflow(loaded, completion.prompt_tokens, task.max_new_tokens)
             raise DatasetError(f"{args.file or f'input {index}'}: not generated: {reason}; shorten the input")
-        print(_present(task, completion.text))
-    return 0
+        print(_present(task, completion.text), flush=True)
+    return 2 if skipped else 0
 
 
-def _documents(args: argparse.Namespace):
+def _documents(args: argparse.Namespace, skipped: list[int]):
     if args.document is not None:
         return [args.document]
     if args.file is not None:
@@ -82,12 +97,20 @@ def _documents(args: argparse.Namespace):
             return [Path(args.file).read_text(encoding="utf-8")]
         except (OSError, UnicodeDecodeError) as error:
             raise DatasetError(f"{args.file}: cannot read the input: {error}") from None
-    return _interactive()
+    return _interactive(skipped)
 
 
-def _interactive():
+def _interactive(skipped: list[int]):
+    """Non-empty stdin lines; a line that is not UTF-8 is reported, skipped and counted in `skipped`."""
     print("Type an input and press Enter (Ctrl-D to stop).", file=sys.stderr)
-    for line in sys.stdin:
+    for number, raw in enumerate(getattr(sys.stdin, "buffer", sys.stdin), start=1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as error:
+            print(f"slmbench: error: stdin line {number} is not UTF-8 text ({error.reason} at byte {error.start}); "
+                  f"skipped", file=sys.stderr, flush=True)
+            skipped.append(number)
+            continue
         if line.strip():
             yield line.strip()
 
@@ -121,7 +144,7 @@ def add_commands(commands) -> None:
     evaluate_parser = commands.add_parser("evaluate", help=cmd_evaluate.__doc__)
     add_model_arguments(evaluate_parser)
     evaluate_parser.add_argument("--split", default="val", choices=["train", "val", "test"])
-    evaluate_parser.add_argument("--limit", type=int, help="only the first N samples")
+    evaluate_parser.add_argument("--limit", type=positive_int, help="only the first N samples")
     evaluate_parser.add_argument("--output", help="write metrics and outputs to this JSON file")
     evaluate_parser.add_argument("--no-cache", action="store_true", help="always generate")
     evaluate_parser.add_argument("--fewshot", type=shots_option, default=0, metavar="K",

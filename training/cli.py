@@ -80,7 +80,9 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(config, out_root=args.out, force=args.force)
         if os.environ.get("RANK", "0") != "0":
             continue  # under torchrun, the main process reports
-        how = "reused (same settings, data and base; --force retrains)" if result.reused else "trained"
+        how = ("reused (same settings, data and base; --force retrains)" if result.reused
+               else f"trained, replacing the earlier adapter ({result.replaced})" if result.replaced
+               else "trained (new adapter)")
         best = "n/a" if result.best_val_loss is None else f"{result.best_val_loss:.4f} (epoch {result.best_epoch:g})"
         print(f"{result.adapter_dir}: {how}; best val loss {best}; {result.train_tokens_per_sec:.0f} train tok/s; "
               f"{result.wall_seconds:.0f} s", flush=True)
@@ -95,9 +97,11 @@ def exit_on_sigterm() -> None:
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
     """Finished adapters (any preset) of the config's model and task; no model is loaded."""
-    from slmbench.training.lora import adapter_dir_for, is_finished
+    from slmbench.adapters import find_adapters
+    from slmbench.training.lora import adapter_dir_for
 
-    return sorted(folder for folder in adapter_dir_for(config, out_root).parent.glob("*") if is_finished(folder))
+    folder = adapter_dir_for(config, out_root)
+    return [info.path for info in find_adapters(folder.parents[2], [folder.parts[-3]], [folder.parts[-2]])]
 
 
 def comma_list(value: str, flag: str) -> list[str]:
@@ -119,27 +123,29 @@ def task_list(value: str) -> list[str]:
 
 def run_list(args: argparse.Namespace) -> int:
     """List the trained adapters under the adapters root with how their training went."""
-    import json
-
     from tabulate import tabulate
 
+    from slmbench.adapters import find_adapters
     from slmbench.paths import adapters_root
-    from slmbench.training.lora import CONFIG_FILE, finished_adapters
 
     root = Path(args.out).expanduser() if args.out else adapters_root()
-    rows = []
-    for folder in finished_adapters(root):
-        record = json.loads((folder / CONFIG_FILE).read_text())
-        best = "" if record.get("best_val_loss") is None else f"{record['best_val_loss']:.4f} @ {record['best_epoch']:g}"
-        rows.append([record["base_model_name"], record["task"], record["preset"], record["train_examples"],
-                     record["steps"], best, f"{record['train_tokens_per_sec']:.0f}", f"{record['wall_seconds']:.0f}",
-                     record["finished_at"]])
+    rows = [_listing_row(info) for info in find_adapters(root)]
     if not rows:
         print(f"no adapters under {root}; train one with `slmbench train --model M --task T`")
         return 0
     print(tabulate(rows, tablefmt="github", headers=["model", "task", "preset", "train examples", "steps",
                                                       "best val loss @ epoch", "train tok/s", "wall s", "finished"]))
     return 0
+
+
+def _listing_row(info) -> list:
+    record = info.training
+    best = "" if record.get("best_val_loss") is None else f"{record['best_val_loss']:.4f} @ {record.get('best_epoch')}"
+    tokens_per_sec = record.get("train_tokens_per_sec")
+    seconds = record.get("wall_seconds")
+    return [info.base_model_name, info.task, info.preset, record.get("train_examples"), record.get("steps"), best,
+            "" if tokens_per_sec is None else f"{tokens_per_sec:.0f}", "" if seconds is None else f"{seconds:.0f}",
+            record.get("finished_at")]
 
 
 def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +165,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m slmbench.training [train flags]` or `python -m slmbench.training merge [merge flags]`."""
-    from slmbench.errors import SlmbenchError
+    from slmbench.console import run_command
 
     argv = sys.argv[1:] if argv is None else argv
     merging = bool(argv) and argv[0] == "merge"
@@ -169,8 +175,4 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:] if merging else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network at run time, as in `slmbench`
-    try:
-        return (run_merge if merging else run_train)(args)
-    except SlmbenchError as error:
-        print(f"slmbench: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(run_merge if merging else run_train, args)

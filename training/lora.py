@@ -19,11 +19,11 @@ and base returns the finished adapter without training (unless force=True).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,8 +34,9 @@ from filelock import FileLock, Timeout
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 
+from slmbench.adapters import TRAINING_CONFIG, AdapterInfo, is_finished, read_adapter, weights_sha256
 from slmbench.atomic import write_json_atomic
-from slmbench.errors import TrainingConfigError
+from slmbench.errors import AdapterError, SlmbenchWarning, TrainingConfigError
 from slmbench.hashing import files_sha256
 from slmbench.loading import LoadedModel, load_model
 from slmbench.paths import adapters_root as default_adapters_root
@@ -45,10 +46,10 @@ from slmbench.training.config import TrainConfig, accumulation, check_config, wi
 from slmbench.training.data import ExampleSet, PadCollator, build_examples
 from slmbench.training.loss import causal_lm_loss
 from slmbench.training.progress import TrainProgress
-from slmbench.training.report import describe_run, loss_history, plot_loss
+from slmbench.training.report import describe_run, loss_history, plot_loss, replacement_reason
 
 log = logging.getLogger(__name__)
-CONFIG_FILE = "training_config.json"
+CONFIG_FILE = TRAINING_CONFIG
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrainResult:
     best_epoch: float | None
     best_val_loss: float | None
     loaded: LoadedModel | None = field(default=None, repr=False, compare=False)  # trained model in memory
+    replaced: str | None = None  # why an earlier adapter in the same folder was replaced; None if there was none
 
 
 def adapters_root(out_root: str | Path | None = None) -> Path:
@@ -86,9 +88,14 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     train_set = build_examples(loaded, task, "train", config.max_seq_len)
     val_set = build_examples(loaded, task, "val", config.max_seq_len)
     run = describe_run(config, loaded, task, train_set, val_set)
-    if not force and (finished := finished_adapter(target, run["fingerprint"])):
+    previous = previous_adapter(target)
+    if previous and not force and previous.training.get("fingerprint") == run["fingerprint"]:
         log.info("%s: same settings, data and base; reusing it (force=True retrains)", target)
-        return finished
+        return result_from_record(target, previous.training, reused=True)
+    replaced = replacement_reason(previous.training, run) if previous else None
+    if replaced:
+        log.warning("%s: the adapter there is replaced when this run finishes, kept until then (%s)",
+                    target, replaced)
     model = wrap_with_lora(loaded, config)
 
     # --- train, in a staging folder renamed into place only when complete
@@ -105,46 +112,34 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
         publish(staging, target)
     adapter_hash = files_sha256(sorted(target.glob("adapter_model.*")) + [target / "adapter_config.json"])
     trained = replace(loaded, model=model, adapter_dir=target, adapter_hash=adapter_hash)
-    return result_from_record(target, run, reused=False, loaded=trained)
+    return replace(result_from_record(target, run, reused=False, loaded=trained), replaced=replaced)
 
 
 def write_adapter_folder(staging: Path, model: PeftModel, trainer: Trainer, progress: TrainProgress, run: dict,
                          wall_seconds: float) -> dict:
     """Adapter (PEFT format), loss history and plot, and training_config.json; returns the latter's record."""
-    model.peft_config["default"].base_model_name_or_path = run["base_model_name"]  # what attach_adapter checks
+    # A base AutoPeftModelForCausalLM can load; our registry name stays in training_config.json.
+    model.peft_config["default"].base_model_name_or_path = run["base_model_loadable"]
     model.save_pretrained(staging, save_embedding_layers=False)  # embeddings are never trained here
     shutil.rmtree(staging / "checkpoints")
     history = loss_history(trainer.state.log_history)
     write_json_atomic(staging / "loss_history.json", history)
     plot_loss(history, staging / "loss.png", f"{run['base_model_name']} LoRA {run['preset']} on {run['task']}")
-    run = {**run, **run_results(trainer, progress, history, wall_seconds)}
+    run = {**run, **run_results(trainer, progress, history, wall_seconds),
+           "adapter_sha256": weights_sha256(staging)}  # checked on every load: damaged weights are refused
     write_json_atomic(staging / CONFIG_FILE, run)
     return run
 
 
-def finished_adapter(target: Path, fingerprint: str) -> TrainResult | None:
-    """The adapter already in `target` if it was trained with this exact fingerprint."""
+def previous_adapter(target: Path) -> AdapterInfo | None:
+    """The finished adapter already in `target`, if any (one with unreadable metadata is warned about and replaced)."""
     if not is_finished(target):
         return None
-    record = json.loads((target / CONFIG_FILE).read_text())
-    if record.get("fingerprint") != fingerprint:
-        log.warning("%s holds an adapter from other settings, data or base; it will be replaced", target)
-        return None
-    return result_from_record(target, record, reused=True)
-
-
-def is_finished(folder: Path) -> bool:
-    """True for a folder `train` completed: the adapter weights and training_config.json are there.
-
-    Hidden folders are staging (`.fast.partial`) or replaced (`.fast.old`) adapters, never finished ones.
-    """
-    return (not folder.name.startswith(".") and (folder / CONFIG_FILE).is_file()
-            and (folder / "adapter_model.safetensors").is_file())
-
-
-def finished_adapters(root: Path) -> list[Path]:
-    """Every adapter folder `train` finished under `root/<model>/<task>/<preset>`, sorted."""
-    return sorted(folder for folder in root.glob("*/*/*") if is_finished(folder))
+    try:
+        return read_adapter(target)
+    except AdapterError as error:
+        warnings.warn(f"{error}; the adapter in {target} is replaced when this run finishes", SlmbenchWarning)
+        return AdapterInfo(target, None, None, None, {"unreadable": str(error)})
 
 
 def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedModel | None = None) -> TrainResult:

@@ -50,6 +50,36 @@ def base_model_reference(config: TrainConfig, loaded: LoadedModel) -> str:
     return loaded.spec.location if loaded.spec.kind == "path" else config.model
 
 
+def loadable_base(loaded: LoadedModel) -> str:
+    """What PEFT's `base_model_name_or_path` should hold so that AutoPeftModelForCausalLM finds the base.
+
+    The hub id for hub models, the checkpoint directory for local and converted GGUF models; tiny
+    random models exist only in code, so they keep their registry name.
+    """
+    if loaded.spec.kind == "hub":
+        return loaded.spec.location
+    if loaded.spec.kind == "random":
+        return loaded.spec.name
+    return str(Path(loaded.model.name_or_path).resolve())
+
+
+IDENTITY_PARTS = {"base_weights_hash": "base weights", "task_version": "task version",
+                  "train_data_sha256": "train data", "val_data_sha256": "val data",
+                  "examples_sha256": "examples (prompt, template or tokenizer)"}
+
+
+def replacement_reason(previous: dict, run: dict) -> str | None:
+    """What differs between an earlier adapter's record and this run, e.g. `settings: max_steps 1 -> 2`."""
+    if "unreadable" in previous:
+        return "its training_config.json is unreadable"
+    old, new = previous.get("settings") or {}, run["settings"]
+    changes = [f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
+               if old.get(key) != new.get(key)]
+    reasons = [f"settings changed: {', '.join(changes)}"] if changes else []
+    reasons += [f"{label} changed" for key, label in IDENTITY_PARTS.items() if previous.get(key) != run.get(key)]
+    return "; ".join(reasons) or "same settings, retrained with --force"
+
+
 def describe_run(config: TrainConfig, loaded: LoadedModel, task: Task, train_set: ExampleSet,
                  val_set: ExampleSet) -> dict:
     """Everything that identifies the run, and the fingerprint over what can change the adapter."""
@@ -65,6 +95,7 @@ def describe_run(config: TrainConfig, loaded: LoadedModel, task: Task, train_set
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return {
         "preset": config.preset, "base_model": base_model_reference(config, loaded), "base_model_name": loaded.spec.name,
+        "base_model_loadable": loadable_base(loaded),
         "task": task.name, **identity, "fingerprint": fingerprint, "chat_template": loaded.chat,
         "train_examples": len(train_set.examples), "val_examples": len(val_set.examples),
         "truncated_examples": {"train": list(train_set.truncated), "val": list(val_set.truncated)},
