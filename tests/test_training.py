@@ -23,7 +23,8 @@ from slmbench.training.cli import main as training_main
 from slmbench.training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
 from slmbench.training.data import IGNORE, PadCollator, build_examples, encode_example
 from slmbench.training.loss import causal_lm_loss
-from slmbench.training.lora import finished_adapters, train, wrap_with_lora
+from slmbench.adapters import finished_adapters
+from slmbench.training.lora import train, wrap_with_lora
 from slmbench.training.merge import merge_adapter
 
 REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
