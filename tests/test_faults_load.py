@@ -426,3 +426,9 @@ def test_adapter_of_a_local_checkpoint_loads_with_auto_peft(small_iris, model_di
     assert recorded == str(model_dir.resolve()) and training["base_model_name"] == model_dir.name
     assert type(model).__name__ == "PeftModelForCausalLM"
     assert load_model(str(model_dir), adapter=result.adapter_dir).adapter_dir == result.adapter_dir
+
+
+def test_train_with_a_negative_batch_size_is_an_error_naming_it(capsys):
+    code = training_main(["--model", "tiny-random-llama", "--task", "iris", "--batch-size", "-3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "batch_size must be a positive number, got -3" in err and "Traceback" not in err, err

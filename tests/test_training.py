@@ -330,7 +330,7 @@ def test_cli_trains_what_is_missing_for_every_pair_then_reuses_it(small_iris, tm
     first = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
     assert [line.split(":")[0] for line in first] == [str(tmp_path / m / "iris" / "fast")
                                                       for m in ("tiny-random-llama", "tiny-random-qwen2")]
-    assert all(": trained;" in line for line in first), first
+    assert all(": trained (new adapter);" in line for line in first), first
     monkeypatch.setattr("slmbench.training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
     assert training_main(argv) == 0
     again = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
