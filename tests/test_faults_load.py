@@ -57,9 +57,8 @@ def private_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_iris(tmp_path_factory):
-    """Iris with 4 train and 2 val samples, so each training below takes seconds."""
-    root = tmp_path_factory.mktemp("fixtures")
-    (root / "iris").mkdir()
+    """The fixtures, with iris cut to 4 train and 2 val samples so each training below takes seconds."""
+    root = shutil.copytree(FIXTURES, tmp_path_factory.mktemp("fixtures") / "fixtures")
     for split, count in (("train", 4), ("val", 2)):
         lines = (FIXTURES / "iris" / f"{split}.jsonl").read_text().splitlines()[:count]
         (root / "iris" / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
@@ -349,7 +348,7 @@ def test_interactive_latin1_line_is_reported_by_number_and_the_rest_runs(monkeyp
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
     code, out, err = cli(capsys, "infer", "--model", "tiny-random-llama", "--task", "products", "--interactive")
     assert code == 2 and "stdin line 1 is not UTF-8 text" in err and "Traceback" not in err, err
-    assert out.strip()  # line 2 was answered
+    assert out.count("\n") == 1, err  # line 2 was answered (a random model may well answer with whitespace)
 
 
 # --- Ctrl-C: one line, exit 130, nothing half-written, a rerun resumes

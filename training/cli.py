@@ -140,7 +140,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def _listing_row(info) -> list:
     record = info.training
-    best = "" if record.get("best_val_loss") is None else f"{record['best_val_loss']:.4f} @ {record.get('best_epoch')}"
+    loss, epoch = record.get("best_val_loss"), record.get("best_epoch")
+    best = "" if loss is None or epoch is None else f"{loss:.4f} @ {epoch:g}"
     tokens_per_sec = record.get("train_tokens_per_sec")
     seconds = record.get("wall_seconds")
     return [info.base_model_name, info.task, info.preset, record.get("train_examples"), record.get("steps"), best,
