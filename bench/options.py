@@ -37,9 +37,22 @@ def positive_int(value: str) -> int:
     return number
 
 
-def check_options(config: pytest.Config) -> None:
-    """Fail the run at start, naming the option, when a --bench-* value cannot work."""
+def names_bench_options(config: pytest.Config) -> bool:
+    """Whether the command line names any --bench-* option (then this is surely a bench run)."""
+    return any(str(arg).startswith("--bench-") for arg in config.invocation_params.args)
+
+
+def check_options(config: pytest.Config, collected: bool = False) -> None:
+    """Fail the run, naming the option, when a --bench-* value cannot work.
+
+    Called when pytest starts and again once tests are collected (``collected=True``, only when bench
+    cases were). The checks run at start when the command line names a --bench-* option, otherwise
+    after collection: the plugin is active in every pytest session of a project that installed
+    slmbench, and that project's own ``results.db`` or ``leaderboard.md`` must not stop its tests.
+    """
     if config.getoption("help", False):  # `pytest --help` must work whatever is in the working directory
+        return
+    if names_bench_options(config) == collected:  # checked at the other call
         return
     option = lambda name: config.getoption(f"bench_{name}")  # noqa: E731
     for name in ("leaderboard", "json"):

@@ -142,6 +142,8 @@ class BenchSession:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Run a case's tests together (one model load, one generation); drop the gate without a baseline."""
+        if any(_case(item) for item in items):
+            check_options(config, collected=True)  # a bench run without --bench-* options: check before generating
         if self.option("baseline") is None:
             gated = [item for item in items if getattr(item, "originalname", "") == GATE_TEST and _case(item)]
             if gated:

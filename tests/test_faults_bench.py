@@ -315,3 +315,21 @@ def test_benchmarks_folder_is_not_created_unless_saving_is_asked_for(bench, pyte
     assert not (pytester.path / ".benchmarks").exists()
     assert run("-k", "tokens_per_sec", "--benchmark-autosave").ret == 0
     assert any((pytester.path / ".benchmarks").rglob("*.json"))
+
+
+# ---- the plugin in someone else's project --------------------------------------------------------------
+def test_an_unrelated_projects_own_results_db_does_not_stop_its_tests(pytester):
+    (pytester.path / "results.db").write_text("the project's own file, not slmbench's\n")
+    pytester.makepyfile(test_theirs="def test_theirs():\n    assert True\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, _no_traceback(result)
+    result.assert_outcomes(passed=1)
+
+
+def test_a_bench_run_without_bench_options_still_checks_the_store_before_generating(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+    (pytester.path / "results.db").write_text("not a database\n")
+    result = pytester.runpytest(str(BENCH), "-p", "no:cacheprovider")
+    assert result.ret == USAGE, _no_traceback(result)
+    assert "not an SQLite database" in _no_traceback(result)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.json"))
