@@ -199,6 +199,7 @@ def bench_run(pytester, adapters_root: Path, *extra):
     return pytester.runpytest(
         str(BENCH), "-p", "no:cacheprovider", "--bench-models", "tiny-random-llama", "--bench-tasks", "iris",
         "--bench-split", "val", "--bench-limit", "2", "--bench-leaderboard", str(out / "lb.md"),
+        "--bench-fewshot", "0", "--bench-classical", "none",  # only the rows these tests are about (iris is cut to 4)
         "--bench-json", str(out / "lb.json"), "--bench-store", str(out / "results.db"), *extra)
 
 
