@@ -138,6 +138,7 @@ def test_the_tasks_load_their_packaged_fixtures(installed, empty_dir):
 def test_the_suite_runs_through_the_entry_point_with_the_plugin_registered_once(installed, empty_dir):
     result = installed.run("python", "-m", "pytest", "--pyargs", "slmbench.bench", "--bench-models", TINY,
                            "--bench-tasks", "iris", "--bench-limit", "2", "-p", "no:cacheprovider", "--trace-config",
+                           "--bench-fewshot", "0", "--bench-classical", "none",  # only the rows this test is about
                            cwd=empty_dir)
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout[-3000:]  # random weights miss thresholds
     registered = [line for line in result.stdout.splitlines() if line.startswith("PLUGIN registered:")]
