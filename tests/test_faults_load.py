@@ -12,8 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -354,26 +352,20 @@ def test_interactive_latin1_line_is_reported_by_number_and_the_rest_runs(monkeyp
 
 # --- Ctrl-C: one line, exit 130, nothing half-written, a rerun resumes
 
-def interrupt_when(condition, timeout: float = 120) -> threading.Thread:
-    """Send this process a real SIGINT (Ctrl-C) as soon as condition() holds."""
-    def watch():
-        deadline = time.monotonic() + timeout
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    return watcher
-
-
 def test_ctrl_c_in_evaluate_keeps_finished_batches_and_the_rerun_resumes(tmp_path, capsys):
     entries = lambda: list((tmp_path / "cache").glob("generations/*/*.json"))  # noqa: E731
     argv = ["evaluate", "--model", "tiny-random-llama", "--task", "products", "--split", "test",
             "--batch-size", "1", "--limit", "8"]
-    watcher = interrupt_when(lambda: entries())
-    code, _, err = cli(capsys, *argv)
-    watcher.join()
+    put = GenerationCache.put
+
+    def put_then_ctrl_c(self, key, record):  # a real SIGINT right after the first finished batch is stored
+        put(self, key, record)
+        if len(entries()) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GenerationCache, "put", put_then_ctrl_c)
+        code, _, err = cli(capsys, *argv)
     kept = len(entries())
     assert code == 130 and err.strip().splitlines()[-1] == INTERRUPTED_MESSAGE and "Traceback" not in err, err
     assert 1 <= kept < 8 and not list((tmp_path / "cache").rglob("*.tmp"))  # no half-written entry
