@@ -363,9 +363,13 @@ def test_ctrl_c_in_evaluate_keeps_finished_batches_and_the_rerun_resumes(tmp_pat
         if len(entries()) == 1:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(GenerationCache, "put", put_then_ctrl_c)
-        code, _, err = cli(capsys, *argv)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # what a user's shell gives: Ctrl-C raises
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(GenerationCache, "put", put_then_ctrl_c)
+            code, _, err = cli(capsys, *argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     kept = len(entries())
     assert code == 130 and err.strip().splitlines()[-1] == INTERRUPTED_MESSAGE and "Traceback" not in err, err
     assert 1 <= kept < 8 and not list((tmp_path / "cache").rglob("*.tmp"))  # no half-written entry
