@@ -1,7 +1,15 @@
-"""The regression gate: compare a run with a committed baseline (a `--bench-json` file).
+"""The regression gate: compare a run with a committed baseline, sample by sample.
 
-A metric regresses when it falls below the baseline value by more than the baseline's own 95%
-interval allows (below its lower bound), or by more than a tolerance from the thresholds file.
+Greedy outputs are deterministic for one backend, device, dtype and decoding, so the baseline
+stores every case's per-sample statistics (keyed by sample id) and the gate runs the leaderboard's
+paired bootstrap on them: both runs resampled on the same sample indices. A metric regresses when
+
+- its paired Δ (now minus baseline) is negative and the one-sided 95% bound excludes 0 (the 95th
+  percentile of the resampled Δs is below 0: the gate asks one question, "is it worse?"), or
+- Δ is below minus the metric's `tolerance` in the thresholds file (an allowed drop).
+
+A gain never fails. A baseline made with other settings (backend, device, dtype, decoding,
+few-shot examples, split, limit, samples or data) is refused with the reason, never compared.
 """
 
 from __future__ import annotations
@@ -9,60 +17,94 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slmbench.errors import SlmbenchError
+import numpy as np
 
+from slmbench.errors import SlmbenchError
 from slmbench.bench.baseline_rows import check_rows
+from slmbench.tasks import resolve_task
+from slmbench.tasks.scoring import paired_bootstrap
+
+FORMAT = 2  # 1 (leaderboard JSON, aggregates only) cannot gate per sample
+ONE_SIDED = 95  # percentile of the resampled Δs that must be below 0 for a significant drop
+SETTINGS = ("backend", "device", "dtype", "batch_size", "decoding", "fewshot", "task_version", "data_hash", "data_set")
 
 
 class BaselineError(SlmbenchError):
     """A baseline file that cannot be read or does not match the run."""
 
 
+def baseline_document(records: list[dict]) -> dict:
+    """What `--bench-update-baseline` writes: every case's record, per-sample stats included."""
+    return {"format": FORMAT, "rows": sorted(records, key=lambda r: r["case_id"])}
+
+
 def load_baseline(path: Path) -> dict[str, dict]:
-    """case id -> baseline row."""
+    """case id -> baseline row (with its per-sample stats)."""
     try:
-        board = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BaselineError(f"{path}: baseline not found; create it with --bench-update-baseline") from None
     except json.JSONDecodeError as error:
         raise BaselineError(f"{path}: not valid JSON: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise BaselineError(f"{path}: cannot be read as a baseline: {error}") from None
-    if not isinstance(board, dict) or not isinstance(board.get("rows"), list):
-        raise BaselineError(f"{path}: not a leaderboard JSON (no 'rows' list)")
-    check_rows(path, board["rows"])
-    return {row["case_id"]: row for row in board["rows"]}
+    if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
+        raise BaselineError(f"{path}: not a baseline (no 'rows' list)")
+    if document.get("format") != FORMAT:
+        raise BaselineError(f"{path}: baseline format {document.get('format')!r} holds no per-sample stats "
+                            f"(format {FORMAT} does); refresh it with --bench-update-baseline")
+    for number, row in enumerate(document["rows"], start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("sample_stats"), dict) or "case_id" not in row:
+            raise BaselineError(f"{path}: row {number}: field 'sample_stats': missing; "
+                                f"refresh the baseline with --bench-update-baseline")
+    check_rows(path, document["rows"])
+    return {row["case_id"]: row for row in document["rows"]}
 
 
 def comparable(record: dict, baseline: dict) -> str | None:
-    """Why a record cannot be compared with its baseline row (other split, samples, task data, dtype or batch size)."""
+    """Why a record cannot be compared with its baseline row (other settings, samples or data), or None."""
     for field in ("split", "limit", "n"):
         if record[field] != baseline.get(field):
             return f"{field} is {record[field]!r} here but {baseline.get(field)!r} in the baseline"
-    for field in ("task_version", "data_hash"):
-        if record["provenance"][field] != baseline.get("provenance", {}).get(field):
-            return f"the task's {field.replace('_', ' ')} changed since the baseline"
-    for field in ("dtype", "batch_size"):  # both can flip near-tied greedy tokens; older baselines lack batch_size
-        here, there = record["provenance"].get(field), baseline["provenance"].get(field, record["provenance"].get(field))
-        if here != there:
-            return f"{field.replace('_', ' ')} is {here!r} here but {there!r} in the baseline"
+    now, before = record["provenance"], baseline.get("provenance", {})
+    for field in SETTINGS:
+        if field == "batch_size" and field not in before:
+            continue  # can flip a near-tied bf16 token; compared where the baseline recorded it
+        if now.get(field) != before.get(field):
+            return f"{field.replace('_', ' ')} is {now.get(field)!r} here but {before.get(field)!r} in the baseline"
+    if list(record["sample_stats"]) != list(baseline["sample_stats"]):
+        missing = sorted(set(baseline["sample_stats"]) - set(record["sample_stats"]))[:3]
+        return f"the samples differ from the baseline's (e.g. {', '.join(missing) or 'their order'})"
     return None
 
 
 def regressions(record: dict, baseline: dict, tolerances: dict[str, float | None]) -> list[str]:
-    """One line per metric that fell further below the baseline than its interval or tolerance allows."""
+    """One line per metric whose paired Δ against the baseline is a significant drop or beyond its tolerance."""
+    point, boot = paired_bootstrap(resolve_task(record["task"]), baseline["sample_stats"], record["sample_stats"])
     found = []
-    for name, before in baseline["metrics"].items():
-        now = record["metrics"].get(name)
-        if now is None or before.get("value") is None or now["value"] is None:
+    for name, delta in point.items():
+        if np.isnan(delta):
             continue
+        bound = float(np.nanpercentile(boot[name], ONE_SIDED))
         tolerance = tolerances.get(name)
-        if tolerance is not None:
-            floor, why = before["value"] - tolerance, f"tolerance {tolerance:g}"
-        elif before.get("low") is not None:
-            floor, why = before["low"], f"baseline 95% CI [{before['low']:.3f}, {before['high']:.3f}]"
-        else:
-            floor, why = before["value"], "no interval recorded"
-        if now["value"] < floor - 1e-12:
-            found.append(f"{name}: {now['value']:.3f} < {floor:.3f} (baseline {before['value']:.3f}, {why})")
+        why = []
+        if delta < 0 and bound < 0:
+            why.append(f"one-sided 95% bound {bound:+.3f} < 0")
+        if tolerance is not None and delta < -tolerance - 1e-12:
+            why.append(f"beyond the tolerance -{tolerance:g}")
+        if why:
+            before = record_value(baseline, name)
+            found.append(f"{name}: Δ {delta:+.3f} vs baseline {before} ({', '.join(why)}); "
+                         f"changed samples: {', '.join(changed_samples(record, baseline))}")
     return found
+
+
+def record_value(row: dict, metric: str) -> str:
+    value = row.get("metrics", {}).get(metric, {}).get("value")
+    return "—" if value is None else f"{value:.3f}"
+
+
+def changed_samples(record: dict, baseline: dict, limit: int = 3) -> list[str]:
+    """Sample ids whose own stats changed against the baseline, to name in the failure message."""
+    before = baseline["sample_stats"]
+    return [sample for sample, stats in record["sample_stats"].items() if stats != before.get(sample)][:limit]

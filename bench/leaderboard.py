@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from slmbench.tasks import resolve_task, task_names
 from slmbench.tasks.core import JSON_METRICS
-from slmbench.tasks.scoring import aggregate, resample_rows
+from slmbench.tasks.scoring import paired_bootstrap
 
 from slmbench.bench.classical import NO_BASELINE
 
@@ -44,19 +44,11 @@ def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0
     ids = list(base["sample_stats"])
     if base["split"] != adapted["split"] or ids != list(adapted["sample_stats"]) or not ids:
         return None
-    task = resolve_task(base["task"])
-    names = sorted({s for stats in (*base["sample_stats"].values(), *adapted["sample_stats"].values()) for s in stats})
-    matrices = [np.array([[float(r["sample_stats"][i].get(s, 0.0)) for s in names] for i in ids]) for r in (base, adapted)]
-    rows = resample_rows(len(ids), resamples, seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        point = [aggregate(task, names, m) for m in matrices]
-        boot = [aggregate(task, names, m, rows) for m in matrices]
+    point, boot = paired_bootstrap(resolve_task(base["task"]), base["sample_stats"], adapted["sample_stats"], resamples, seed)
     metrics = {}
-    for name in task.metrics:
-        diff = boot[1][name] - boot[0][name]
+    for name, diff in boot.items():
         low, high = float(np.nanpercentile(diff, 2.5)), float(np.nanpercentile(diff, 97.5))
-        metrics[name] = {"value": float(point[1][name][0] - point[0][name][0]), "low": low, "high": high,
-                         "significant": bool(low > 0 or high < 0)}
+        metrics[name] = {"value": point[name], "low": low, "high": high, "significant": bool(low > 0 or high < 0)}
     return {"case_id": adapted["case_id"], "base_case_id": base["case_id"], "task": base["task"], "metrics": metrics}
 
 

@@ -24,7 +24,7 @@ from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 
 from slmbench.bench import html_report, leaderboard, samples_log, store
-from slmbench.bench.baseline import load_baseline
+from slmbench.bench.baseline import baseline_document, load_baseline
 from slmbench.bench.board_files import BoardFiles, partial_path
 from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
 from slmbench.bench.checks import BenchOutcome
@@ -74,7 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-report", default=None, metavar="PATH",
                     help="self-contained HTML report (default: report.html beside the leaderboard; 'none' to skip)")
     group.addoption("--bench-baseline", default=None, metavar="PATH",
-                    help="fail cases whose metrics fall below this leaderboard JSON beyond its 95%% CI")
+                    help="fail cases whose metrics drop significantly against this baseline (paired per-sample Δ, "
+                         "one-sided 95%%) or beyond a thresholds-file tolerance")
     group.addoption("--bench-update-baseline", action="store_true",
                     help="write this run's results to --bench-baseline instead of gating on it")
 
@@ -261,7 +262,7 @@ class BenchSession:
             select_tasks(self.option("tasks"))  # the xdist controller collected nothing: load user tasks for the board
         self.board = self._board(records, session, exitstatus) if records else None
         if self.board:
-            self._write(self.board)
+            self._write(self.board, records)
             self._write_report(records)
         self._store()
         if self.problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -284,7 +285,7 @@ class BenchSession:
             self.problems.append(f"the report was not written: {error}")
             self.report_path = None
 
-    def _write(self, board: dict) -> None:
+    def _write(self, board: dict, records: list[dict]) -> None:
         try:
             self.written = self.board_files.write(leaderboard.render_markdown(board), board, self.run_id)
         except OSError as error:
@@ -295,7 +296,7 @@ class BenchSession:
             self.problems.append(f"baseline not updated: this run is partial; {self.option('baseline')} is unchanged")
             return
         try:
-            write_json_atomic(Path(self.option("baseline")), board)
+            write_json_atomic(Path(self.option("baseline")), baseline_document(records))
         except OSError as error:
             self.problems.append(f"baseline not updated: {error}")
 

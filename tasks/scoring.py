@@ -111,3 +111,24 @@ def worst_samples(task: Task, result: TaskResult, metric: str, limit: int = 3) -
         values = np.nan_to_num(aggregate(task, names, matrix, alone)[metric], nan=0.0)
     order = sorted((i for i in range(len(values)) if values[i] < 1.0), key=lambda i: (values[i], i))
     return [(result.scores[i], float(values[i])) for i in order[:limit]]
+
+
+def paired_bootstrap(task: Task, before: dict[str, dict], after: dict[str, dict], resamples: int = RESAMPLES,
+                     seed: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Every metric's `after - before` on the same samples: the point value and its paired resamples.
+
+    Args:
+        before, after: sample id -> per-sample stats, with the same ids in the same order.
+    Returns:
+        (metric -> difference, metric -> (resamples,) differences; both systems resampled on the same indices).
+    """
+    ids = list(before)
+    names = sorted({s for stats in (*before.values(), *after.values()) for s in stats})
+    matrices = [np.array([[float(system[i].get(s, 0.0)) for s in names] for i in ids]).reshape(len(ids), len(names))
+                for system in (before, after)]
+    rows = resample_rows(len(ids), resamples, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = [aggregate(task, names, m) for m in matrices]
+        boot = [aggregate(task, names, m, rows) for m in matrices]
+    return ({name: float(point[1][name][0] - point[0][name][0]) for name in task.metrics},
+            {name: boot[1][name] - boot[0][name] for name in task.metrics})
