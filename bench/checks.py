@@ -47,6 +47,9 @@ class BenchOutcome:
         if metric not in self.minimums:
             pytest.skip(f"no threshold for {metric} on {self.case.id} (task default or bench/thresholds.toml)")
         result = self.evaluation.result
+        if metric not in result.values:
+            pytest.skip(f"{metric} is not defined on this data ({self.record['provenance'].get('data_set')}: "
+                        f"annotated types {self.record['provenance'].get('annotated_types')})")
         value, minimum = result.values[metric], self.minimums[metric]
         if value >= minimum:
             return Check(True, "")

@@ -47,6 +47,8 @@ def paired_delta(base: dict, adapted: dict, resamples: int = 1000, seed: int = 0
     point, boot = paired_bootstrap(resolve_task(base["task"]), base["sample_stats"], adapted["sample_stats"], resamples, seed)
     metrics = {}
     for name, diff in boot.items():
+        if np.isnan(point[name]):
+            continue  # not defined on this data (e.g. an entity type it does not annotate)
         low, high = float(np.nanpercentile(diff, 2.5)), float(np.nanpercentile(diff, 97.5))
         metrics[name] = {"value": point[name], "low": low, "high": high, "significant": bool(low > 0 or high < 0)}
     return {"case_id": adapted["case_id"], "base_case_id": base["case_id"], "task": base["task"], "metrics": metrics}
@@ -141,10 +143,10 @@ def _summary_note(row: dict) -> str:
 
 def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
     metrics = [m for m in resolve_task(task).metrics if m not in JSON_METRICS]
-    headers = ["model", "variant", "split", "N", "valid JSON %", "schema %", *metrics, "tokens/s", "eval s"]
+    headers = ["model", "variant", "split: data", "N", "valid JSON %", "schema %", *metrics, "tokens/s", "eval s"]
     table = []
     for row in rows:
-        table.append([_model(row), row["variant"], row["split"], row["n"],
+        table.append([_model(row), row["variant"], _data(row), row["n"],
                       *(_percent(row["metrics"].get(m)) for m in JSON_METRICS),
                       *(_cell(row["metrics"].get(m)) for m in metrics),
                       _number(row["speed"]["tokens_per_sec"], 1), _number(row["speed"]["eval_seconds"], 1)])
@@ -153,6 +155,14 @@ def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
             table.append(["", f"Δ vs {delta.get('base_variant', 'base')}", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
                           *(_delta(delta["metrics"].get(m)) for m in metrics), "", ""])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _data(row: dict) -> str:
+    """The split and the data set it was read from; which entity types it annotates when it says."""
+    provenance = row.get("provenance", {})
+    text = f"{row['split']}: {provenance['data_set']}" if provenance.get("data_set") else row["split"]
+    types = provenance.get("annotated_types")
+    return f"{text} ({', '.join(types)} annotated)" if types else text
 
 
 def _label(row: dict) -> str:

@@ -21,7 +21,8 @@ from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
 from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
 from slmbench.prompting import FewShot, shots_option
 from slmbench.tasks import resolve_task
-from slmbench.tasks.core import JSON_METRICS
+from slmbench.tasks.core import JSON_METRICS, Task
+from slmbench.tasks.data_sources import parse_data_option, with_data
 
 from slmbench.bench import html_report, leaderboard, samples_log, store
 from slmbench.bench.baseline import baseline_document, load_baseline
@@ -57,6 +58,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed that picks each sample's worked examples (default 0)")
     group.addoption("--bench-classical", default="all", choices=["all", "none"],
                     help="classical baseline rows (CRF, nearest neighbour, logistic regression; default all)")
+    group.addoption("--bench-data", action="append", default=[], metavar="TASK=PATH",
+                    help="hold TASK to your data: a JSON Lines file (or .conll/.iob/.bio for it_entities) used "
+                         "as the split benched, or a folder of <split>.jsonl files; repeat for several tasks")
     group.addoption("--bench-split", default="test", choices=["train", "val", "test"], help="split (default test)")
     group.addoption("--bench-limit", type=positive_int, default=None, metavar="N", help="only the first N samples")
     group.addoption("--bench-batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
@@ -115,6 +119,9 @@ class BenchSession:
                 self._cases = cases + classical_cases(list(dict.fromkeys(c.task for c in cases)),
                                                       self.option("classical"))
                 self.thresholds = load_thresholds(Path(self.option("thresholds")))  # may name the tasks just loaded
+                self._data = parse_data_option(self.option("data"), list(dict.fromkeys(c.task for c in self._cases)))
+                for name, path in self._data.items():
+                    with_data(resolve_task(name), path).data_path(self.option("split"))  # a missing file fails here, once
             except SlmbenchError as error:
                 problem = f"slmbench: {error}"
             else:
@@ -166,8 +173,12 @@ class BenchSession:
             pytest.fail(found, pytrace=False)
         return found
 
+    def task(self, name: str) -> Task:
+        """The task, reading its samples from --bench-data when that names it."""
+        return with_data(resolve_task(name), self._data.get(name))
+
     def _evaluate(self, case: Case) -> BenchOutcome:
-        task = resolve_task(case.task)
+        task = self.task(case.task)
         split, limit = self.option("split"), self.option("limit")
         samples = task.samples(split)[:limit]
         if not samples:

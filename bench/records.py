@@ -15,6 +15,7 @@ from slmbench.hashing import file_sha256
 from slmbench.loading import LoadedModel
 from slmbench.prompting import provenance as fewshot_provenance
 from slmbench.tasks.core import Task
+from slmbench.tasks.data_sources import annotated_types, data_set_label
 
 from slmbench.bench.cases import Case
 from slmbench.bench.classical import CLASSICAL, ClassicalCase
@@ -79,6 +80,8 @@ def result_record(case: Case | ClassicalCase, task: Task, split: str, limit: int
         "provenance": {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "task_version": task.version, "data_hash": file_sha256(task.data_path(split)),
+            "data_set": data_set_label(task.data_path(split)),
+            "annotated_types": annotated_types(evaluation.samples),
             "git_commit": git_commit(),
             "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
         },

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -54,6 +55,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_conll(args: argparse.Namespace) -> int:
+    """Convert a CoNLL/IOB NER file into it_entities JSON Lines (use the result with --data)."""
+    from slmbench.tasks.conll import convert_conll
+
+    count = convert_conll(Path(args.source), Path(args.out))
+    print(f"{args.out}: {count} it_entities samples from {args.source}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slmbench", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -77,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-cache", action="store_true", help="always generate")
     gen.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
     gen.set_defaults(run=cmd_generate)
+
+    conll = commands.add_parser("convert-conll", help=cmd_convert_conll.__doc__)
+    conll.add_argument("source", metavar="IN", help="token-per-line file, tag in the last column")
+    conll.add_argument("out", metavar="OUT.jsonl")
+    conll.set_defaults(run=cmd_convert_conll)
 
     from slmbench.task_commands import add_commands
     from slmbench.training.cli import add_merge_arguments, add_train_arguments, run_list, run_merge, run_train

@@ -21,6 +21,7 @@ from slmbench.loading import DTYPES, load_model
 from slmbench.prompting import FewShot, provenance as fewshot_provenance, shots_option
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import Sample, Task, check_input
+from slmbench.tasks.data_sources import annotated_types, data_set_label, with_data
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter", help="PEFT adapter directory (e.g. adapters/<model>/<task>/<preset>)")
     parser.add_argument("--task", required=True,
                         help="a built-in or installed task name, a task module (mypkg.tasks.invoices) or file")
+    parser.add_argument("--data", help="your data instead of the task's fixtures: a JSON Lines file (it_entities: "
+                                       "also .conll/.iob/.bio), or a folder of <split>.jsonl files")
     parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
@@ -35,7 +38,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
-    task = resolve_task(args.task)
+    task = with_data(resolve_task(args.task), args.data)
     if args.output:
         check_output_path(Path(args.output), "--output")  # before the work, not after it
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
@@ -46,13 +49,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluation.result
     rows = [[name, f"{value:.4f}", "[{:.4f}, {:.4f}]".format(*result.intervals[name])] for name, value in result.values.items()]
     shots = f", {fewshot.k}-shot (seed {fewshot.seed})" if fewshot.k else ""
-    print(f"{loaded.label} on {task.name} ({args.split}, N={result.n}{shots}, {evaluation.run.cache_hits} from cache)")
+    data_set = data_set_label(task.data_path(args.split))
+    print(f"{loaded.label} on {task.name} ({args.split}: {data_set}, N={result.n}{shots}, "
+          f"{evaluation.run.cache_hits} from cache)")
     print(tabulate(rows, headers=["metric", "value", "95% CI"], tablefmt="github", disable_numparse=True))
     if args.output:
         write_json_atomic(Path(args.output), {
             "model": loaded.spec.name, "label": loaded.label, "adapter": str(args.adapter) if args.adapter else None,
             "adapter_hash": loaded.adapter_hash, "model_hash": loaded.weights_hash, "dtype": loaded.dtype,
-            "task": task.name, "task_version": task.version, "split": args.split, "n": result.n,
+            "task": task.name, "task_version": task.version, "split": args.split, "data_set": data_set,
+            "annotated_types": annotated_types(samples), "n": result.n,
             "fewshot": fewshot_provenance(fewshot, [c.prompt for c in evaluation.run.completions], samples),
             "metrics": {name: {"value": v, "low": result.intervals[name][0], "high": result.intervals[name][1]}
                         for name, v in result.values.items()},
@@ -76,7 +82,7 @@ def check_output_path(path: Path, option: str) -> None:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
-    task = resolve_task(args.task)
+    task = with_data(resolve_task(args.task), args.data)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     skipped: list[int] = []  # stdin lines that were not UTF-8
     for index, document in enumerate(_documents(args, skipped), start=1):

@@ -93,11 +93,13 @@ def score_outputs(task: Task, outputs: list[str], samples: list[Sample], resampl
     if not scores:
         return TaskResult(task.name, 0, {}, {}, [])
     names, matrix = stat_matrix(task, scores)
-    values = {name: float(v[0]) for name, v in aggregate(task, names, matrix).items()}
+    # a metric the data cannot define (NaN: e.g. an entity type no sample annotates) is left out
+    values = {name: float(v[0]) for name, v in aggregate(task, names, matrix).items() if not np.isnan(v[0])}
     intervals = {}
     if resamples:
         boot = aggregate(task, names, matrix, resample_rows(len(scores), resamples, seed))
-        intervals = {name: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for name, v in boot.items()}
+        intervals = {name: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
+                     for name, v in boot.items() if name in values}
     return TaskResult(task.name, len(scores), values, intervals, scores)
 
 

@@ -8,8 +8,9 @@ Every check here runs before a model is loaded, so a typo costs milliseconds, no
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
-from slmbench.errors import TrainingConfigError
+from slmbench.errors import DatasetError, TrainingConfigError
 from slmbench.registry import resolve
 
 DEFAULT_PRESET = "balanced"
@@ -57,6 +58,7 @@ class TrainConfig:
     seed: int = 0  # seeds LoRA init, shuffling and dropout: same seed and data, same adapter
     completion_only_logits: bool = True  # project to the vocabulary only where the loss counts (fast);
     # False computes logits at every position, as a plain causal-LM loss does (the benchmark baseline)
+    data: str | None = None  # a folder with train/val files to train on instead of the task's fixtures
     bf16: bool = True  # bf16 autocast for forward/backward, weights stay fp32; False = pure fp32 (slower)
 
     def as_dict(self) -> dict:
@@ -113,7 +115,7 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingConfigError(f"max_steps must be -1 (all epochs) or positive, got {config.max_steps}")
     if config.target_modules is not None and not config.target_modules:
         raise TrainingConfigError("target_modules is empty; name at least one layer (e.g. q_proj,v_proj) or leave it unset")
-    _check_task(config.task)
+    _check_task(config.task, config.data)
     resolve(config.model)  # UnknownModelError lists the known names
 
 
@@ -138,10 +140,19 @@ def _task(name: str):
         raise TrainingConfigError(str(error)) from None
 
 
-def _check_task(name: str) -> None:
+def _check_task(name: str, data: str | None) -> None:
+    from slmbench.tasks.data_sources import with_data
+
     task = _task(name)
+    if data is not None and not Path(data).expanduser().is_dir():
+        raise TrainingConfigError(f"--data {data}: training needs a folder with train and val files "
+                                  f"(e.g. train.jsonl, val.jsonl), not {'a file' if Path(data).is_file() else 'a missing path'}")
+    task = with_data(task, data)
     for split, role in (("train", "to train on"), ("val", "to pick the best epoch")):
-        path = task.data_path(split)
+        try:
+            path = task.data_path(split)
+        except DatasetError as error:
+            raise TrainingConfigError(f"task {name!r} has no {split} split {role}: {error}") from None
         if not path.is_file():
             raise TrainingConfigError(f"task {name!r} has no {split} split {role}: {path} does not exist "
                                       f"(a task's data sits in <its module's folder>/<task name>/; the built-in "

@@ -42,6 +42,7 @@ from slmbench.loading import LoadedModel, load_model
 from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
 from slmbench.tasks import resolve_task
+from slmbench.tasks.data_sources import with_data
 from slmbench.training.config import TrainConfig, accumulation, check_config, with_target_modules
 from slmbench.training.data import ExampleSet, PadCollator, build_examples
 from slmbench.training.loss import causal_lm_loss
@@ -80,7 +81,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     """Train (or find) the LoRA adapter for `config`; see the module docstring for what is written."""
     started = time.perf_counter()
     check_config(config)
-    task, target = resolve_task(config.task), adapter_dir_for(config, out_root)
+    task, target = with_data(resolve_task(config.task), config.data), adapter_dir_for(config, out_root)
 
     # --- setup: base model, examples, run identity
     loaded = load_model(config.model, dtype="float32")
