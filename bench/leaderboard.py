@@ -16,6 +16,7 @@ from slmbench.tasks.core import JSON_METRICS
 from slmbench.tasks.scoring import paired_bootstrap
 
 from slmbench.bench.classical import NO_BASELINE
+from slmbench.bench.seeds import seed_cell, seed_summaries
 
 FORMAT = 1
 
@@ -83,25 +84,27 @@ def to_json(records: list[dict]) -> dict:
     """The leaderboard as data: rows without per-sample stats, plus the paired deltas."""
     records = sort_records(records)
     return {"format": FORMAT, "rows": [{k: v for k, v in r.items() if k != "sample_stats"} for r in records],
-            "deltas": all_deltas(records)}
+            "deltas": all_deltas(records), "seed_summaries": seed_summaries(records)}
 
 
 def render_markdown(board: dict) -> str:
     """GitHub-flavoured markdown: a summary table, then one table per task."""
     rows, deltas = board["rows"], {d["case_id"]: d for d in board["deltas"]}
+    seeds = {summary["case_ids"][-1]: summary for summary in board.get("seed_summaries", [])}
     if not rows:
         return "# slmbench leaderboard\n\nNo case ran.\n"
     parts = ["# slmbench leaderboard", "", *_partial_banner(board),
              "## Summary (headline metric per task)", "", _summary(rows), ""]
     for task in dict.fromkeys(r["task"] for r in rows):
-        parts += [f"## {task}", "", _task_table(task, [r for r in rows if r["task"] == task], deltas), ""]
+        parts += [f"## {task}", "", _task_table(task, [r for r in rows if r["task"] == task], deltas, seeds), ""]
         if task in NO_BASELINE:
             parts += [f"{task}: {NO_BASELINE[task]}.", ""]
     parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus the model's best base row "
                  "(0-shot or K-shot, by the task's headline metric; named in the row) on the same samples, "
                  "paired bootstrap; * marks a Δ whose interval excludes 0. K-shot rows put K worked examples "
                  "from the train split before each prompt. classical rows use no language model. "
-                 "(random weights) rows are smoke tests.")
+                 "(random weights) rows are smoke tests. "
+                 "'N seeds' rows: mean over the seeds' runs [95% t-interval over seeds] (min–max).")
     return "\n".join(parts) + "\n"
 
 
@@ -141,7 +144,7 @@ def _summary_note(row: dict) -> str:
     return f" ({row['shots']}-shot)" if row.get("shots") else ""
 
 
-def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
+def _task_table(task: str, rows: list[dict], deltas: dict[str, dict], seeds: dict[str, dict]) -> str:
     metrics = [m for m in resolve_task(task).metrics if m not in JSON_METRICS]
     headers = ["model", "variant", "split: data", "N", "valid JSON %", "schema %", *metrics, "tokens/s", "eval s"]
     table = []
@@ -154,6 +157,11 @@ def _task_table(task: str, rows: list[dict], deltas: dict[str, dict]) -> str:
         if delta:
             table.append(["", f"Δ vs {delta.get('base_variant', 'base')}", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
                           *(_delta(delta["metrics"].get(m)) for m in metrics), "", ""])
+        summary = seeds.get(row["case_id"])
+        if summary:
+            table.append([_model(row), f"{summary['variant']}: {len(summary['seeds'])} seeds", "", "",
+                          *(seed_cell(summary["metrics"].get(m), 100) for m in JSON_METRICS),
+                          *(seed_cell(summary["metrics"].get(m)) for m in metrics), "", ""])
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 

@@ -34,8 +34,12 @@ class AdapterInfo:
 
     @property
     def label(self) -> str:
-        """`lora-<preset>` for adapters `slmbench train` wrote, else the folder name."""
-        return f"lora-{self.preset}" if self.preset else self.path.name
+        """`lora-<preset>` (`lora-<preset>-seed<N>` for a seed other than 0) for adapters `slmbench train`
+        wrote, else the folder name."""
+        if not self.preset:
+            return self.path.name
+        seed = self.training.get("settings", {}).get("seed", 0)
+        return f"lora-{self.preset}" + (f"-seed{seed}" if seed else "")
 
 
 def read_json_object(path: Path) -> dict:

@@ -44,7 +44,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="examples per forward/backward pass, gradients accumulated to --batch-size "
                              "(default 4; lower it if training runs out of memory)")
     tuning.add_argument("--max-seq-len", type=int, help="longest example in tokens (default 512)")
-    tuning.add_argument("--seed", type=int, help="default 0")
+    seeds = tuning.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="default 0")
+    seeds.add_argument("--seeds", type=seed_list, metavar="0,1,2",
+                       help="train one adapter per seed (folders <preset>, <preset>-seed1, ...); the leaderboard "
+                            "shows each run and their mean with min-max and a t-interval over seeds")
     tuning.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     tuning.add_argument("--target-modules", help="comma-separated layer names (default: by architecture)")
     tuning.add_argument("--full-logits", action="store_true",
@@ -70,10 +74,11 @@ def run_train(args: argparse.Namespace) -> int:
             model, task, args.preset, epochs=args.epochs, lr=args.lr, lora_r=args.lora_r,
             lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, batch_size=args.batch_size,
             micro_batch_size=args.micro_batch_size,
-            max_seq_len=args.max_seq_len, seed=args.seed, max_steps=args.max_steps,
+            max_seq_len=args.max_seq_len, seed=seed, max_steps=args.max_steps,
             target_modules=args.target_modules, completion_only_logits=False if args.full_logits else None,
             bf16=False if args.fp32 else None, data=args.data)
         for model in comma_list(args.model, "--model") for task in task_list(args.task)
+        for seed in (args.seeds or [args.seed])
     ]
     for config in configs:
         if args.skip_trained and (existing := trained_adapters(config, args.out)):
@@ -98,12 +103,29 @@ def exit_on_sigterm() -> None:
 
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
-    """Finished adapters (any preset) of the config's model and task; no model is loaded."""
+    """Finished adapters (any preset) of the config's model, task and seed; no model is loaded."""
     from slmbench.adapters import find_adapters
     from slmbench.training.lora import adapter_dir_for
 
+    def same_seed(folder: Path) -> bool:
+        return folder.name.endswith(f"-seed{config.seed}") if config.seed else "-seed" not in folder.name
+
     folder = adapter_dir_for(config, out_root)
-    return [info.path for info in find_adapters(folder.parents[2], [folder.parts[-3]], [folder.parts[-2]])]
+    return [info.path for info in find_adapters(folder.parents[2], [folder.parts[-3]], [folder.parts[-2]])
+            if same_seed(info.path)]
+
+
+def seed_list(value: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2] (argparse type of --seeds)."""
+    from slmbench.errors import SlmbenchError
+
+    try:
+        seeds = [int(item) for item in comma_list(value, "--seeds")]
+    except (ValueError, SlmbenchError) as error:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, e.g. 0,1,2 ({error})") from None
+    if any(seed < 0 for seed in seeds):
+        raise argparse.ArgumentTypeError("seeds must be >= 0")
+    return seeds
 
 
 def comma_list(value: str, flag: str) -> list[str]:

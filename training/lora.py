@@ -73,8 +73,13 @@ def adapters_root(out_root: str | Path | None = None) -> Path:
 
 
 def adapter_dir_for(config: TrainConfig, out_root: str | Path | None = None) -> Path:
-    """`<root>/<model>/<task>/<preset>`, the folder `slmbench` finds adapters in."""
-    return adapters_root(out_root) / resolve(config.model).name / config.task / config.preset
+    """`<root>/<model>/<task>/<preset>` (`<preset>-seed<N>` for a seed other than 0), where `slmbench` finds adapters.
+
+    Seeds sit side by side, so `--seeds 0,1,2` leaves `fast`, `fast-seed1` and `fast-seed2`: one
+    variant (`lora-fast`) the leaderboard summarises across seeds.
+    """
+    folder = config.preset if config.seed == 0 else f"{config.preset}-seed{config.seed}"
+    return adapters_root(out_root) / resolve(config.model).name / config.task / folder
 
 
 def train(config: TrainConfig, out_root: str | Path | None = None, force: bool = False) -> TrainResult:
