@@ -70,12 +70,21 @@ def comparable(record: dict, baseline: dict) -> str | None:
     for field in SETTINGS:
         if field == "batch_size" and field not in before:
             continue  # can flip a near-tied bf16 token; compared where the baseline recorded it
-        if now.get(field) != before.get(field):
-            return f"{field.replace('_', ' ')} is {now.get(field)!r} here but {before.get(field)!r} in the baseline"
+        if setting(now, field) != setting(before, field):
+            return (f"{field.replace('_', ' ')} is {setting(now, field)!r} here but {setting(before, field)!r} "
+                    f"in the baseline")
     if list(record["sample_stats"]) != list(baseline["sample_stats"]):
         missing = sorted(set(baseline["sample_stats"]) - set(record["sample_stats"]))[:3]
         return f"the samples differ from the baseline's (e.g. {', '.join(missing) or 'their order'})"
     return None
+
+
+def setting(provenance: dict, field: str):
+    """A provenance setting as compared; a record without few-shot provenance was made 0-shot."""
+    value = provenance.get(field)
+    if field == "fewshot":
+        return {"k": 0} if value is None else value
+    return value
 
 
 def regressions(record: dict, baseline: dict, tolerances: dict[str, float | None]) -> list[str]:

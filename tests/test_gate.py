@@ -72,12 +72,16 @@ def test_a_gain_never_fails():
     ({"dtype": "float32"}, "dtype is 'float32' here but 'bfloat16' in the baseline"),
     ({"device": "cuda"}, "device is 'cuda' here but 'cpu'"),
     ({"backend": "vllm"}, "backend is 'vllm' here but None"),
-    ({"fewshot": 3}, "fewshot is 3 here but None"),
+    ({"fewshot": {"k": 3, "seed": 0}}, "fewshot is {'k': 3, 'seed': 0} here but {'k': 0} in the baseline"),
     ({"decoding": {"max_new_tokens": 8}}, "decoding is {'max_new_tokens': 8} here but None"),
     ({"data_hash": "def"}, "data hash is 'def' here but 'abc'"),
 ])
 def test_a_baseline_made_with_other_settings_is_refused_with_the_reason(change, reason):
     assert reason in comparable(record(outputs(), **change), record(outputs()))
+
+
+def test_a_baseline_without_few_shot_provenance_counts_as_zero_shot():
+    assert comparable(record(outputs(), fewshot={"k": 0}), record(outputs())) is None
 
 
 def test_other_samples_are_refused():
