@@ -12,9 +12,9 @@ def test_evaluate_prints_and_saves_metrics_with_every_output(tmp_path, monkeypat
                  "--output", str(output)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "tiny-random-llama on iris (val, N=3" in printed and "| accuracy " in printed
+    assert "tiny-random-llama on iris (val: val.jsonl@" in printed and "| accuracy " in printed
     saved = json.loads(output.read_text())
-    assert saved["n"] == 3 and len(saved["samples"]) == 3 and saved["metrics"]["accuracy"]["value"] == 0.0
+    assert saved["data_set"].startswith("val.jsonl@") and saved["n"] == 3 and len(saved["samples"]) == 3 and saved["metrics"]["accuracy"]["value"] == 0.0
     assert saved["samples"][0]["explanation"]
 
 
