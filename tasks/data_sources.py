@@ -49,7 +49,7 @@ class TaskOnData(Task):
                 raise DatasetError(f"{path}: CoNLL/IOB files hold entity tags: only it_entities reads them, "
                                    f"not {self.name}")
             return read_conll(path)
-        return load_samples(path, self.schema)
+        return load_samples(path, self.schema, self.input_schema)
 
 
 def with_data(task: Task, source: str | Path | None) -> Task:
