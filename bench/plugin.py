@@ -121,7 +121,7 @@ class BenchSession:
                 self.thresholds = load_thresholds(Path(self.option("thresholds")))  # may name the tasks just loaded
                 self._data = parse_data_option(self.option("data"), list(dict.fromkeys(c.task for c in self._cases)))
                 for name, path in self._data.items():
-                    with_data(resolve_task(name), path).data_path(self.option("split"))  # a missing file fails here, once
+                    self.task(name).data_path(self.option("split"))  # a missing file fails here, once
             except SlmbenchError as error:
                 problem = f"slmbench: {error}"
             else:
@@ -174,8 +174,8 @@ class BenchSession:
         return found
 
     def task(self, name: str) -> Task:
-        """The task, reading its samples from --bench-data when that names it."""
-        return with_data(resolve_task(name), self._data.get(name))
+        """The task, reading the split benched (a file) or every split (a folder) from --bench-data."""
+        return with_data(resolve_task(name), self._data.get(name), self.option("split"))
 
     def _evaluate(self, case: Case) -> BenchOutcome:
         task = self.task(case.task)
@@ -184,7 +184,7 @@ class BenchSession:
         if not samples:
             raise SlmbenchError(f"{task.data_path(split)}: the {split} split of {task.name} has no samples")
         if isinstance(case, ClassicalCase):
-            evaluation = evaluate_classical(case, samples)
+            evaluation = evaluate_classical(case, samples, task.samples("train"))
             record = classical_record(case, task, split, limit, evaluation)
         else:
             loaded = self._load(case)

@@ -38,7 +38,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
-    task = with_data(resolve_task(args.task), args.data)
+    task = with_data(resolve_task(args.task), args.data, args.split)
     if args.output:
         check_output_path(Path(args.output), "--output")  # before the work, not after it
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)

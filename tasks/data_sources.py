@@ -26,13 +26,19 @@ SUFFIXES = (".jsonl", *CONLL_SUFFIXES)
 
 @dataclass(frozen=True)
 class TaskOnData(Task):
-    """A task whose samples come from `source` (a file, or a folder of split files)."""
+    """A task whose samples come from `source` (a file, or a folder of split files).
+
+    A file stands for `split` only when that is set (the split benched): the other splits, e.g. the
+    train split few-shot examples and classical baselines draw from, stay the task's own, so the
+    benched samples never double as their own examples.
+    """
 
     source: Path = Path()
+    split: str | None = None
 
     def data_path(self, split: str) -> Path:
         if self.source.is_file():
-            return self.source
+            return self.source if self.split in (None, split) else Task.data_path(self, split)
         if not self.source.is_dir():
             raise DatasetError(f"{self.source}: no such data file or folder")
         for suffix in SUFFIXES:
@@ -52,8 +58,11 @@ class TaskOnData(Task):
         return load_samples(path, self.schema, self.input_schema)
 
 
-def with_data(task: Task, source: str | Path | None) -> Task:
-    """`task` reading its samples from `source`; the task itself when `source` is None."""
+def with_data(task: Task, source: str | Path | None, split: str | None = None) -> Task:
+    """`task` reading its samples from `source`; the task itself when `source` is None.
+
+    With `split`, a file is that split's data only (other splits read the task's fixtures).
+    """
     if source is None:
         return task
     path = Path(source).expanduser()
@@ -62,7 +71,7 @@ def with_data(task: Task, source: str | Path | None) -> Task:
     if path.is_file() and path.suffix.lower() not in SUFFIXES:
         raise DatasetError(f"{path}: expected a JSON Lines file (.jsonl) or a CoNLL/IOB file "
                            f"({', '.join(CONLL_SUFFIXES)}), or a folder of split files")
-    return TaskOnData(**{f.name: getattr(task, f.name) for f in fields(Task)}, source=path)
+    return TaskOnData(**{f.name: getattr(task, f.name) for f in fields(Task)}, source=path, split=split)
 
 
 def parse_data_option(values: list[str], known: list[str]) -> dict[str, Path]:

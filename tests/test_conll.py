@@ -137,6 +137,15 @@ def test_a_folder_of_split_files_and_its_errors(tmp_path):
         with_data(TASKS["iris"], write(tmp_path, NEWS)).samples("test")
 
 
+def test_a_file_for_the_split_benched_leaves_the_other_splits_to_the_task(tmp_path):
+    """Few-shot examples and classical fits read train: never the benched file itself."""
+    news = write(tmp_path, NEWS)
+    task = with_data(ENTITIES, news, "test")
+    assert task.data_path("test") == news and task.data_path("train") == ENTITIES.data_path("train")
+    assert [s.id for s in task.samples("train")] == [s.id for s in ENTITIES.samples("train")]
+    assert with_data(ENTITIES, news).data_path("train") == news  # no split named: the file is every split
+
+
 @pytest.mark.parametrize("value, message", [
     ("it_entities", "expected TASK=PATH"),
     ("nope=x.jsonl", "unknown task 'nope'"),
@@ -158,7 +167,8 @@ def test_bench_data_end_to_end_on_a_conll_file(pytester, tmp_path, monkeypatch):
     result = pytester.runpytest(str(BENCH), "-p", "no:cacheprovider", "-k", "test_metric",
                                 "--bench-models", "tiny-random-llama", "--bench-tasks", "it_entities",
                                 "--bench-data", f"it_entities={conll}", "--bench-leaderboard", str(tmp_path / "lb.md"),
-                                "--bench-json", str(board), "--bench-store", "none")
+                                "--bench-json", str(board), "--bench-store", "none",
+                                "--bench-fewshot", "0", "--bench-classical", "none")
     (row,) = json.loads(board.read_text())["rows"]
     assert (row["n"], row["provenance"]["data_set"], row["provenance"]["annotated_types"]) == (
         2, data_set_label(conll), ["people", "places"]), result.stdout.str()
