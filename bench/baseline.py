@@ -26,7 +26,8 @@ from slmbench.tasks.scoring import paired_bootstrap
 
 FORMAT = 2  # 1 (leaderboard JSON, aggregates only) cannot gate per sample
 ONE_SIDED = 95  # percentile of the resampled Δs that must be below 0 for a significant drop
-SETTINGS = ("backend", "device", "dtype", "batch_size", "decoding", "fewshot", "task_version", "data_hash", "data_set")
+SETTINGS = ("backend", "device", "dtype", "batch_size", "decoding", "fewshot", "task_version", "data_hash", "data_set",
+            "method", "train_hash")  # the last two: what a classical row is and the train split it was fitted on
 
 
 class BaselineError(SlmbenchError):

@@ -75,6 +75,7 @@ def test_a_gain_never_fails():
     ({"fewshot": {"k": 3, "seed": 0}}, "fewshot is {'k': 3, 'seed': 0} here but {'k': 0} in the baseline"),
     ({"decoding": {"max_new_tokens": 8}}, "decoding is {'max_new_tokens': 8} here but None"),
     ({"data_hash": "def"}, "data hash is 'def' here but 'abc'"),
+    ({"train_hash": "fit-on-other-data"}, "train hash is 'fit-on-other-data' here but None"),
 ])
 def test_a_baseline_made_with_other_settings_is_refused_with_the_reason(change, reason):
     assert reason in comparable(record(outputs(), **change), record(outputs()))
@@ -110,6 +111,14 @@ def test_the_committed_baseline_matches_the_regression_settings_and_current_data
         assert row["provenance"]["data_hash"] == file_sha256(task.data_path("val"))
 
 
+def test_tox_regression_gates_the_rows_the_baseline_holds():
+    """The baseline has 0-shot model rows only, so the regression env turns K-shot and classical rows off."""
+    rows = load_baseline(BENCH / "baseline.json").values()
+    assert all(row.get("shots", 0) == 0 and row.get("kind") != "classical" for row in rows)
+    command = (BENCH.parent / "tox.ini").read_text(encoding="utf-8").split("[testenv:regression]")[1]
+    assert "--bench-fewshot 0" in command and "--bench-classical none" in command
+
+
 def test_the_baseline_document_keeps_per_sample_stats():
     rows = baseline_document([record(outputs())])["rows"]
     assert rows[0]["sample_stats"][SAMPLES[0].id]["json_valid"] == 1.0
@@ -137,7 +146,7 @@ def gate(pytester, tmp_path, monkeypatch):
                                   "--bench-models", MODEL, "--bench-tasks", "it_entities", "--bench-split", "val",
                                   "--bench-limit", "20", "--bench-baseline", str(baseline),
                                   "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
-                                  "--bench-store", "none", *args)
+                                  "--bench-store", "none", "--bench-fewshot", "0", "--bench-classical", "none", *args)
 
     return plant, run
 

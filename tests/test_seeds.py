@@ -85,7 +85,8 @@ def test_train_seeds_then_bench_them_as_one_variant(small_iris, tmp_path, monkey
     pytester.runpytest(str(BENCH), "-p", "no:cacheprovider", "-k", "test_metric", "--bench-models",
                        "tiny-random-llama", "--bench-tasks", "iris", "--bench-dtype", "float32",
                        "--bench-leaderboard", str(tmp_path / "lb.md"),
-                       "--bench-json", str(board), "--bench-store", "none")
+                       "--bench-json", str(board), "--bench-store", "none", "--bench-fewshot", "0",
+                       "--bench-classical", "none")
     (summary,) = json.loads(board.read_text())["seed_summaries"]
     assert (summary["variant"], summary["seeds"], summary["case_ids"]) == (
         "lora-fast", [0, 1], ["tiny-random-llama+lora-fast::iris", "tiny-random-llama+lora-fast-seed1::iris"])
