@@ -13,6 +13,7 @@ from slmbench.loading import load_model
 from slmbench.prompting import FewShot, FewShotPrompt, chat_messages, pick_examples, plain_text, task_prompts
 from slmbench.tasks import TASKS
 from slmbench.tasks.core import Sample
+from slmbench.tasks.data_sources import data_set_label
 from slmbench.training.data import build_examples
 
 IRIS, ENTITIES, BIOQA = TASKS["iris"], TASKS["it_entities"], TASKS["bioqa"]
@@ -118,7 +119,8 @@ def test_slmbench_evaluate_takes_fewshot_and_saves_it(tmp_path, monkeypatch, cap
     output = tmp_path / "results.json"
     assert main(["evaluate", "--model", "tiny-random-llama", "--task", "iris", "--split", "val", "--limit", "2",
                  "--fewshot", "3", "--fewshot-seed", "4", "--output", str(output)]) == 0
-    assert "tiny-random-llama on iris (val, N=2, 3-shot (seed 4)" in capsys.readouterr().out
+    data_set = data_set_label(TASKS["iris"].data_path("val"))
+    assert f"tiny-random-llama on iris (val: {data_set}, N=2, 3-shot (seed 4)" in capsys.readouterr().out
     saved = json.loads(output.read_text())["fewshot"]
     assert saved["k"] == 3 and saved["seed"] == 4 and len(saved["example_ids"]["iris-val-001"]) == 3
     with pytest.raises(SystemExit):
