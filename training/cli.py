@@ -99,7 +99,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def exit_on_sigterm() -> None:
     """Make SIGTERM (`kill`, a cancelled CI job) exit like Ctrl-C does: the staging folder is removed."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_143)
+    signal.signal(signal.SIGALRM, _exit_143)
+
+
+def _exit_143(signum, frame) -> None:
+    # Python ignores an exception raised inside a __del__ (seen: regex's Group.__del__ during a
+    # tokenizer call), which would leave the run training on; there, retry 50 ms later instead.
+    if frame is not None and frame.f_code.co_name == "__del__":
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    sys.exit(128 + signal.SIGTERM)
 
 
 def trained_adapters(config, out_root: str | None) -> list[Path]:
