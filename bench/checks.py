@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 
-from slmbench.evaluation import Evaluation
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS
 from slmbench.tasks.scoring import worst_samples
@@ -15,6 +14,8 @@ from slmbench.tasks.scoring import worst_samples
 from slmbench.bench.baseline import comparable, regressions
 from slmbench.bench.cases import Case
 
+if TYPE_CHECKING:  # the plugin imports this module in every pytest session: no torch here
+    from slmbench.evaluation import Evaluation
 
 
 class Check(NamedTuple):

@@ -15,10 +15,8 @@ import pytest
 
 from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
+from slmbench.defaults import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DTYPE_NAMES
 from slmbench.errors import SlmbenchError
-from slmbench.evaluation import evaluate
-from slmbench.generation import DEFAULT_BATCH_SIZE, DecodingConfig, generate
-from slmbench.loading import DEFAULT_DTYPE, DTYPES, load_model
 from slmbench.prompting import FewShot, shots_option
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS, Task
@@ -32,7 +30,6 @@ from slmbench.bench.checks import BenchOutcome
 from slmbench.bench.options import check_options, keep_benchmark_storage_private, names, positive_int
 from slmbench.bench.progress import RunProgress
 from slmbench.bench.classical import ClassicalCase, classical_cases, evaluate_classical
-from slmbench.bench.records import classical_record, make_record
 from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
 
 SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
@@ -65,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-limit", type=positive_int, default=None, metavar="N", help="only the first N samples")
     group.addoption("--bench-batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                     help=f"generation batch size (default {DEFAULT_BATCH_SIZE})")
-    group.addoption("--bench-dtype", default=DEFAULT_DTYPE, choices=list(DTYPES), help="model dtype")
+    group.addoption("--bench-dtype", default=DEFAULT_DTYPE, choices=list(DTYPE_NAMES), help="model dtype")
     group.addoption("--bench-thresholds", default=str(DEFAULT_FILE), metavar="PATH",
                     help="per-model threshold overrides (TOML; default bench/thresholds.toml)")
     group.addoption("--bench-leaderboard", default="leaderboard.md", metavar="PATH", help="markdown leaderboard")
@@ -178,6 +175,11 @@ class BenchSession:
         return with_data(resolve_task(name), self._data.get(name), self.option("split"))
 
     def _evaluate(self, case: Case) -> BenchOutcome:
+        # torch and transformers load here, not at plugin import: every pytest session of a project
+        # that installed slmbench imports this plugin, most never run a bench case.
+        from slmbench.bench.records import classical_record, make_record
+        from slmbench.evaluation import evaluate
+
         task = self.task(case.task)
         split, limit = self.option("split"), self.option("limit")
         samples = task.samples(split)[:limit]
@@ -228,6 +230,8 @@ class BenchSession:
         return self._baseline_rows
 
     def _load(self, case: Case):
+        from slmbench.loading import load_model
+
         key = (case.model, str(case.adapter), self.option("dtype"))
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # release the previous model before loading the next
@@ -238,6 +242,8 @@ class BenchSession:
         """Decode a batch of the case's prompts with forced length; tokens/s goes to extra_info and the board."""
         if isinstance(case, ClassicalCase):
             pytest.skip(f"{case.id}: a classical baseline has no language model to time")
+        from slmbench.generation import DecodingConfig, generate
+
         outcome = self.outcome(case)
         prompts = [c.prompt for c in outcome.evaluation.run.completions[:self.option("batch_size")]]
         decoding = DecodingConfig(max_new_tokens=SPEED_NEW_TOKENS, min_new_tokens=SPEED_NEW_TOKENS)

@@ -15,12 +15,12 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from slmbench.cache import GenerationCache, generation_key
+from slmbench.defaults import DEFAULT_BATCH_SIZE
 from slmbench.jsontext import json_value_end
 from slmbench.loading import LoadedModel
 from slmbench.prompting import Prompt
 
 log = logging.getLogger(__name__)
-DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 gives ~7x the tokens/s of batch 1
 PROMPT_TOO_LONG = "prompt_too_long"  # finish_reason of a prompt refused before generation
 UNSET_LENGTH = 10**12  # tokenizers without a limit report model_max_length = 1e30 (transformers' sentinel)
 

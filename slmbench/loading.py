@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slmbench.adapters import WEIGHTS, AdapterInfo, adapter_label, check_weights, read_adapter
 from slmbench.atomic import write_json_atomic
+from slmbench.defaults import DEFAULT_DTYPE, DTYPE_NAMES
 from slmbench.errors import AdapterError, ModelLoadError
 from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256, tokenizer_sha256
 from slmbench.paths import cache_root
@@ -30,8 +31,7 @@ from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status,
 from slmbench.tiny import build_tiny_model
 
 log = logging.getLogger(__name__)
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16}
-DEFAULT_DTYPE = "bfloat16"
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 SOURCE_MARKER = "slmbench_source.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
