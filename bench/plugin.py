@@ -22,7 +22,7 @@ from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS, Task
 from slmbench.tasks.data_sources import parse_data_option, with_data
 
-from slmbench.bench import html_report, leaderboard, samples_log, store
+from slmbench.bench import html_report, leaderboard, store
 from slmbench.bench.baseline import baseline_document, load_baseline
 from slmbench.bench.board_files import BoardFiles, partial_path
 from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
@@ -177,6 +177,7 @@ class BenchSession:
     def _evaluate(self, case: Case) -> BenchOutcome:
         # torch and transformers load here, not at plugin import: every pytest session of a project
         # that installed slmbench imports this plugin, most never run a bench case.
+        from slmbench.bench import samples_log
         from slmbench.bench.records import classical_record, make_record
         from slmbench.evaluation import evaluate
 
@@ -211,6 +212,8 @@ class BenchSession:
         self.samples[case_id] = rows
         folder = self._output_path("samples", "results")
         if folder is not None:
+            from slmbench.bench import samples_log  # imports torch
+
             samples_log.write_log(folder / self.run_id, case_id, rows)
 
     def _run_reference(self) -> dict:
@@ -296,6 +299,8 @@ class BenchSession:
         if path is None:
             return
         self.report_path = partial_path(path) if self.board.get("partial") else path
+        from slmbench.bench import html_report  # imports scikit-learn
+
         try:
             html_report.write_report(self.report_path, records, self.samples, self.run_id)
         except OSError as error:
