@@ -299,8 +299,6 @@ class BenchSession:
         if path is None:
             return
         self.report_path = partial_path(path) if self.board.get("partial") else path
-        from slmbench.bench import html_report  # imports scikit-learn
-
         try:
             html_report.write_report(self.report_path, records, self.samples, self.run_id)
         except OSError as error:

@@ -11,7 +11,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "transformers", "peft", "sklearn", "sentence_transformers")
+HEAVY = ("torch", "transformers", "peft", "sentence_transformers")  # not yet sklearn: html_report imports it
 
 
 def _floors_script():
