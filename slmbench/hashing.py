@@ -6,8 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import torch
-
 from slmbench.atomic import write_text_atomic
 from slmbench.paths import cache_root
 
@@ -43,6 +41,8 @@ def files_sha256(paths: list[Path]) -> str:
 
 def state_dict_sha256(model) -> str:
     """Hash of a model's parameters and buffers; meant for small (tiny random) models."""
+    import torch  # here, not at module import: data files are hashed by sessions that never load torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
