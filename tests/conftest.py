@@ -8,6 +8,15 @@ from pathlib import Path
 
 import pytest
 
+# pytester's in-process runs put sys.modules back as they found it after each run, so a module first
+# imported inside one is imported afresh by the next. For torch that second import crashes the
+# interpreter (a segfault in a later garbage collection). The bench plugin imports torch only when a
+# case runs, so the heavy modules are imported here, before any pytester run, and stay in every snapshot.
+import slmbench.bench.classical  # noqa: F401,E402  (scikit-learn, python-crfsuite, sentence-transformers)
+import slmbench.bench.records  # noqa: F401,E402
+import slmbench.bench.samples_log  # noqa: F401,E402
+import slmbench.evaluation  # noqa: F401,E402  (torch, transformers)
+import slmbench.loading  # noqa: F401,E402
 from slmbench.cache import GenerationCache
 
 ROOT = Path(__file__).resolve().parents[1]
