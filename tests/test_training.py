@@ -21,7 +21,7 @@ from slmbench.registry import MODELS, model_status
 from slmbench.tasks import TASKS
 from slmbench.training.cli import main as training_main
 from slmbench.training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
-from slmbench.training.data import IGNORE, PadCollator, build_examples, encode_example
+from slmbench.training.data import IGNORE, PadCollator, StepSampler, build_examples, encode_example
 from slmbench.training.loss import causal_lm_loss
 from slmbench.adapters import finished_adapters
 from slmbench.training.lora import train, wrap_with_lora
@@ -122,6 +122,25 @@ def test_presets_set_alpha_to_twice_r_unless_given():
 def test_micro_batches_add_up_to_the_batch(batch_size, micro_batch_size, expected):
     config = make_config("tiny-random-llama", "iris", "fast", batch_size=batch_size, micro_batch_size=micro_batch_size)
     assert accumulation(config) == expected
+
+
+@pytest.mark.parametrize("batch_size, micro_batch_size, processes, expected", [
+    (8, 2, 2, (2, 2)), (8, 4, 2, (4, 1)), (6, 4, 3, (2, 1)), (16, 4, 4, (4, 1)),
+])
+def test_the_batch_is_shared_out_over_processes_before_passes(batch_size, micro_batch_size, processes, expected):
+    config = make_config("tiny-random-llama", "iris", "fast", batch_size=batch_size, micro_batch_size=micro_batch_size)
+    assert accumulation(config, processes) == expected
+
+
+def test_a_batch_the_processes_cannot_share_is_an_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node 3 sets it
+    with pytest.raises(TrainingConfigError, match="batch_size 8 does not split over 3 processes; choose a multiple of 3"):
+        make_config("tiny-random-llama", "iris", "balanced")
+
+
+def test_an_epoch_is_every_example_once_then_filler_to_whole_passes_of_every_process():
+    order = list(StepSampler([3, 9, 4, 4, 7, 1, 2, 8, 5, 6], step_size=8, fill_to=4))
+    assert (sorted(order[:10]), order[10:]) == (list(range(10)), [10, 10])
 
 
 # --- target modules per architecture
@@ -376,7 +395,7 @@ def test_sigterm_leaves_no_folder_behind(tmp_path):
     import sys
     import time
 
-    command = [sys.executable, "-m", "training", "--model", "tiny-random-llama", "--task", "iris", "--preset", "fast",
+    command = [sys.executable, "-m", "slmbench.training", "--model", "tiny-random-llama", "--task", "iris", "--preset", "fast",
                "--epochs", "1000", "--out", str(tmp_path)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "HF_HUB_OFFLINE": "1"})

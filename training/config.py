@@ -7,6 +7,7 @@ Every check here runs before a model is loaded, so a typo costs milliseconds, no
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class TrainConfig:
     preset: str  # the preset the values started from; names the adapter (lora-<preset>) and its folder
     epochs: int  # passes over the train split; more fits closer, until the val loss turns back up
     lr: float  # AdamW peak learning rate (linear decay); higher learns faster, too high diverges
-    batch_size: int  # examples per optimizer step; larger = fewer, smoother steps per epoch
+    batch_size: int  # examples per optimizer step (over all processes); larger = fewer, smoother steps per epoch
     lora_r: int  # adapter rank: more capacity and trainable parameters, slower and easier to overfit
     lora_alpha: int  # LoRA update is scaled by alpha / r; 2 * r unless set, so changing r keeps the scale
     lora_dropout: float = 0.05  # dropout on the adapter input; regularises small data at little cost
@@ -113,20 +114,31 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingConfigError(f"lora_dropout must be in [0, 1), got {config.lora_dropout!r}")
     if config.max_steps != -1 and config.max_steps <= 0:
         raise TrainingConfigError(f"max_steps must be -1 (all epochs) or positive, got {config.max_steps}")
+    if config.batch_size % processes():
+        raise TrainingConfigError(f"batch_size {config.batch_size} does not split over {processes()} processes; "
+                                  f"choose a multiple of {processes()}")
     if config.target_modules is not None and not config.target_modules:
         raise TrainingConfigError("target_modules is empty; name at least one layer (e.g. q_proj,v_proj) or leave it unset")
     _check_task(config.task, config.data)
     resolve(config.model)  # UnknownModelError lists the known names
 
 
-def accumulation(config: TrainConfig) -> tuple[int, int]:
-    """(examples per forward/backward pass, passes per optimizer step) for `config`.
+def accumulation(config: TrainConfig, world_size: int = 1) -> tuple[int, int]:
+    """(examples per forward/backward pass, passes per optimizer step) of each of `world_size` processes.
 
-    The pass size is the largest divisor of batch_size up to micro_batch_size, so every optimizer
-    step still sees exactly batch_size examples (batch 6, micro 4: 2 passes of 3).
+    batch_size is the optimizer step's examples over all processes, so the same command trains the
+    same adapter on one process or several (torchrun, accelerate launch). Each process takes its
+    share in passes of the largest divisor of that share up to micro_batch_size, so every step
+    still sees exactly batch_size examples (batch 6, micro 4, one process: 2 passes of 3).
     """
-    per_pass = max(d for d in range(1, min(config.micro_batch_size, config.batch_size) + 1) if config.batch_size % d == 0)
-    return per_pass, config.batch_size // per_pass
+    share = config.batch_size // world_size
+    per_pass = max(d for d in range(1, min(config.micro_batch_size, share) + 1) if share % d == 0)
+    return per_pass, share // per_pass
+
+
+def processes() -> int:
+    """How many processes train together: WORLD_SIZE as torchrun and accelerate launch set it, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _task(name: str):

@@ -16,6 +16,8 @@ import logging
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from slmbench.errors import TrainingConfigError
 from slmbench.loading import LoadedModel
@@ -105,3 +107,34 @@ class PadCollator:
             labels[row, :length] = torch.tensor(example["labels"])
             attention_mask[row, :length] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def filler(pad_token_id: int) -> dict:
+    """A one-token example that carries no loss: what `StepSampler` tops an epoch up with.
+
+    Its token counts in the run's train tokens (a few per epoch on several processes, none on one).
+    """
+    return {"input_ids": [pad_token_id], "labels": [IGNORE], "sample_id": None}
+
+
+class StepSampler(Sampler):
+    """The train order of an epoch: examples grouped by length, topped up with the filler.
+
+    Examples are shuffled and grouped by similar length (less padding) over whole optimizer steps
+    of every process, so the steps hold the same examples on any number of processes (the
+    Trainer's own grouping works on one process's share, which changes with their number). With
+    several processes the epoch is topped up with the filler (index `len(lengths)` of the dataset)
+    to whole passes on every process; otherwise accelerate would fill the last step with examples
+    from the start of the epoch and train on them twice.
+    """
+
+    def __init__(self, lengths: list[int], step_size: int, fill_to: int = 1):
+        super().__init__()
+        self.lengths, self.step_size, self.fill_to = lengths, step_size, fill_to
+
+    def __len__(self) -> int:
+        return len(self.lengths) + (-len(self.lengths)) % self.fill_to
+
+    def __iter__(self):
+        order = get_length_grouped_indices(self.lengths, self.step_size)  # torch's seeded global generator
+        return iter(order + [len(self.lengths)] * (len(self) - len(order)))

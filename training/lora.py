@@ -1,7 +1,9 @@
 """LoRA fine-tuning recipe: set up, train, save. Read it top to bottom.
 
 Run:  python -m slmbench.training --model smollm2-135m-instruct --task iris --preset fast
-      accelerate launch -m training ...  or  torchrun -m training ...  (the Trainer places devices)
+      torchrun --nproc_per_node N -m slmbench.training ...  or  accelerate launch -m slmbench.training ...
+      (the Trainer places devices; batch_size is the step's examples over all processes, so N processes
+      train the adapter one process would, tests/test_distributed.py)
 
 The base model is loaded in float32 and wrapped with a PEFT LoRA adapter; bf16 autocast (on CPU
 too) comes from TrainingArguments. Examples are the task's own prompt, rendered as the model sees
@@ -43,8 +45,8 @@ from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
 from slmbench.tasks import resolve_task
 from slmbench.tasks.data_sources import with_data
-from slmbench.training.config import TrainConfig, accumulation, check_config, with_target_modules
-from slmbench.training.data import ExampleSet, PadCollator, build_examples
+from slmbench.training.config import TrainConfig, accumulation, check_config, processes, with_target_modules
+from slmbench.training.data import ExampleSet, PadCollator, StepSampler, build_examples, filler
 from slmbench.training.loss import causal_lm_loss
 from slmbench.training.progress import TrainProgress
 from slmbench.training.report import describe_run, loss_history, plot_loss, replacement_reason
@@ -172,7 +174,8 @@ class CompletionLossTrainer(Trainer):
     step (`num_items_in_batch`), so micro_batch_size never reweights tokens. The Trainer counts that
     number only for models it believes take loss kwargs, and divides a loss by the passes of the step
     unless told it is already scaled; both are set here, for every architecture, so neither is left
-    to how a model's forward happens to be declared.
+    to how a model's forward happens to be declared. Examples come in `StepSampler`'s order, so
+    several processes (torchrun) train the adapter one process would.
     """
 
     loss_is_scaled_for_ga = None  # decided per pass by the Trainer: scaled exactly when num_items_in_batch is given
@@ -183,7 +186,17 @@ class CompletionLossTrainer(Trainer):
         self.model_accepts_loss_kwargs = True  # makes the Trainer count num_items_in_batch over each step
         self._loss_shifts_labels = True  # ...over labels[:, 1:], the positions causal_lm_loss scores
 
+    def _get_train_sampler(self, train_dataset=None):
+        per_pass, processes = self.args.per_device_train_batch_size, self.args.world_size
+        lengths = [len(example["input_ids"]) for example in self.train_dataset[:-1]]  # the last one is the filler
+        return StepSampler(lengths, per_pass * self.args.gradient_accumulation_steps * processes,
+                           fill_to=per_pass * processes if processes > 1 else 1)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:
+            # val loss: each batch's own token mean, averaged over the batches, on any number of
+            # processes (the Trainer would divide by the count of every process's batch at once)
+            num_items_in_batch = None
         loss = causal_lm_loss(model, inputs, self.completion_only_logits, num_items=num_items_in_batch)
         if num_items_in_batch is not None and self.args.average_tokens_across_devices:
             # num_items_in_batch is then the count over every process, and DDP averages the gradients
@@ -196,14 +209,13 @@ def training_arguments(config: TrainConfig, output_dir: Path, evaluate: bool) ->
     """TrainingArguments for `config`; `evaluate` turns on per-epoch val loss and best-epoch selection."""
     on_cpu = not torch.cuda.is_available()
     per_epoch = "epoch" if evaluate else "no"
-    per_pass, passes = accumulation(config)
+    per_pass, passes = accumulation(config, processes())
     return TrainingArguments(
         output_dir=str(output_dir), num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=per_pass, gradient_accumulation_steps=passes, per_device_eval_batch_size=per_pass,
         learning_rate=config.lr, seed=config.seed, bf16=config.bf16, use_cpu=on_cpu,
         eval_strategy=per_epoch, save_strategy=per_epoch, load_best_model_at_end=evaluate,
         metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=1, save_only_model=True,
-        train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, same epochs
         logging_steps=1, include_num_input_tokens_seen="non_padding", disable_tqdm=False, report_to="none",
         remove_unused_columns=False, label_names=["labels"], prediction_loss_only=True,
         dataloader_pin_memory=not on_cpu,
@@ -215,7 +227,8 @@ def make_trainer(model: torch.nn.Module, config: TrainConfig, train_set: Example
     """The Trainer for one run, with the progress bar that also measures train tokens/s."""
     trainer = CompletionLossTrainer(
         model=model, args=training_arguments(config, output_dir, evaluate=val_set is not None),
-        train_dataset=train_set.examples, eval_dataset=val_set.examples if val_set else None,
+        train_dataset=[*train_set.examples, filler(pad_token_id)],  # sampled only to top an epoch up (StepSampler)
+        eval_dataset=val_set.examples if val_set else None,
         data_collator=PadCollator(pad_token_id), completion_only_logits=config.completion_only_logits,
     )
     progress = TrainProgress()
