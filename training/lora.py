@@ -187,7 +187,7 @@ class CompletionLossTrainer(Trainer):
         self._loss_shifts_labels = True  # ...over labels[:, 1:], the positions causal_lm_loss scores
 
     def _get_train_sampler(self, train_dataset=None):
-        per_pass, processes = self.args.per_device_train_batch_size, self.args.world_size
+        per_pass, processes = self.args.train_batch_size, self.args.world_size  # a pass: one dataloader batch
         lengths = [len(example["input_ids"]) for example in self.train_dataset[:-1]]  # the last one is the filler
         return StepSampler(lengths, per_pass * self.args.gradient_accumulation_steps * processes,
                            fill_to=per_pass * processes if processes > 1 else 1)
