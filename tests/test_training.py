@@ -26,6 +26,7 @@ from slmbench.training.loss import causal_lm_loss
 from slmbench.adapters import finished_adapters
 from slmbench.training.lora import train, wrap_with_lora
 from slmbench.training.merge import merge_adapter
+from slmbench.training.progress import PairStatus
 
 REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY = ["tiny-random-llama", "tiny-random-qwen2", "tiny-random-mistral", "tiny-random-phi3", "tiny-random-gemma3"]
@@ -332,6 +333,14 @@ def test_bf16_autocast_training_runs_and_learns(small_iris, tmp_path):
     result = train(config, out_root=tmp_path)
     history = json.loads((result.adapter_dir / "loss_history.json").read_text())
     assert history["train"][-1]["loss"] < history["train"][0]["loss"] and result.train_tokens_per_sec > 0, history
+
+
+def test_a_pairs_bar_names_it_and_shows_the_jobs_training_time_left(small_iris, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("slmbench.training.progress.quiet_output", lambda: False)  # as in a terminal
+    pair = PairStatus(index=2, total=5, label="tiny-random-llama × iris", estimate=10.0, later=3600.0)
+    train(make_config("tiny-random-llama", "iris", "fast", max_steps=2), out_root=tmp_path, pair=pair)
+    bar = capsys.readouterr().err
+    assert "pair 2/5 tiny-random-llama × iris" in bar and "job_left=1h00m" in bar, bar
 
 
 # --- command line

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import shutil
 import time
 import warnings
@@ -48,7 +49,7 @@ from slmbench.tasks.data_sources import with_data
 from slmbench.training.config import TrainConfig, accumulation, check_config, processes, with_target_modules
 from slmbench.training.data import ExampleSet, PadCollator, StepSampler, build_examples, filler
 from slmbench.training.loss import causal_lm_loss
-from slmbench.training.progress import TrainProgress
+from slmbench.training.progress import PairStatus, TrainProgress
 from slmbench.training.report import describe_run, loss_history, plot_loss, replacement_reason
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,12 @@ def adapter_dir_for(config: TrainConfig, out_root: str | Path | None = None) -> 
     return adapters_root(out_root) / resolve(config.model).name / config.task / folder
 
 
-def train(config: TrainConfig, out_root: str | Path | None = None, force: bool = False) -> TrainResult:
-    """Train (or find) the LoRA adapter for `config`; see the module docstring for what is written."""
+def train(config: TrainConfig, out_root: str | Path | None = None, force: bool = False,
+          pair: PairStatus | None = None) -> TrainResult:
+    """Train (or find) the LoRA adapter for `config`; see the module docstring for what is written.
+
+    `pair` places the run in a longer job (`slmbench main`): its progress bar names it and shows the job's time left.
+    """
     started = time.perf_counter()
     check_config(config)
     task, target = with_data(resolve_task(config.task), config.data), adapter_dir_for(config, out_root)
@@ -109,7 +114,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     # --- train, in a staging folder renamed into place only when complete
     with staging_folder(target) as staging:
         trainer, progress = make_trainer(model, config, train_set, val_set, staging / "checkpoints",
-                                         loaded.tokenizer.pad_token_id)
+                                         loaded.tokenizer.pad_token_id, pair)
         trainer.train()
         model = release_from_trainer(trainer).eval()
         if not trainer.is_world_process_zero():
@@ -223,7 +228,8 @@ def training_arguments(config: TrainConfig, output_dir: Path, evaluate: bool) ->
 
 
 def make_trainer(model: torch.nn.Module, config: TrainConfig, train_set: ExampleSet, val_set: ExampleSet | None,
-                 output_dir: Path, pad_token_id: int) -> tuple[CompletionLossTrainer, TrainProgress]:
+                 output_dir: Path, pad_token_id: int, pair: PairStatus | None = None,
+                 ) -> tuple[CompletionLossTrainer, TrainProgress]:
     """The Trainer for one run, with the progress bar that also measures train tokens/s."""
     trainer = CompletionLossTrainer(
         model=model, args=training_arguments(config, output_dir, evaluate=val_set is not None),
@@ -231,7 +237,7 @@ def make_trainer(model: torch.nn.Module, config: TrainConfig, train_set: Example
         eval_dataset=val_set.examples if val_set else None,
         data_collator=PadCollator(pad_token_id), completion_only_logits=config.completion_only_logits,
     )
-    progress = TrainProgress()
+    progress = TrainProgress(pair)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress)
     return trainer, progress
@@ -256,6 +262,7 @@ def run_results(trainer: Trainer, progress: TrainProgress, history: dict, wall_s
         "train_tokens": progress.train_tokens, "train_tokens_per_sec": round(progress.tokens_per_sec, 1),
         "steps": trainer.state.global_step, "best_epoch": best["epoch"] if best else None,
         "best_val_loss": best["loss"] if best else None, "device": str(trainer.args.device),
+        "host": platform.node(),  # `slmbench main` estimates from the rates measured on this machine
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
