@@ -28,7 +28,7 @@ from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256, token
 from slmbench.paths import cache_root
 from slmbench.prompting import Prompt, render as render_prompt
 from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status, resolve
-from slmbench.tiny import build_tiny_model
+from slmbench.tiny import build_tiny_model, byte_tokenizer
 
 log = logging.getLogger(__name__)
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
@@ -100,6 +100,24 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
     _prepare_tokenizer(loaded)
     _feed_lm_head_contiguous(loaded.model)
     return attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
+
+
+def load_tokenizer(name: str) -> LoadedModel:
+    """A model's tokenizer and prompt rendering without its weights (`model` is None, nothing is hashed).
+
+    Enough to tokenize a task's examples exactly as training does, in a fraction of a model load:
+    `slmbench main` counts the train tokens of the pairs it plans this way.
+    """
+    spec = resolve(name)
+    if spec.kind == "random":
+        tokenizer = byte_tokenizer(chat=bool(spec.chat))
+    else:
+        directory = Path(spec.location) if spec.kind == "path" else _checkpoint_dir(spec, allow_download=False)[0]
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ModelLoadError(f"{spec.name}: could not load a tokenizer from {directory}: {error}") from None
+    return LoadedModel(spec, None, tokenizer, dtype="none", weights_hash="")
 
 
 def _feed_lm_head_contiguous(model: torch.nn.Module) -> None:

@@ -78,3 +78,17 @@ def test_lm_head_gets_a_contiguous_input_when_weights_are_frozen():
     loaded.model.get_output_embeddings().register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
     generate(loaded, ["a b c d", "a"], DecodingConfig(max_new_tokens=3), batch_size=2, progress=False)
     assert seen and all(seen), seen
+
+
+def test_a_local_checkpoints_tokenizer_loads_without_reading_its_weights(tmp_path, monkeypatch):
+    from slmbench.loading import load_tokenizer
+
+    loaded = load_model("tiny-random-qwen2", dtype="float32")
+    loaded.model.save_pretrained(tmp_path / "model")
+    loaded.tokenizer.save_pretrained(tmp_path / "model")
+    expected = load_model(str(tmp_path / "model"), dtype="float32")
+    monkeypatch.setattr("slmbench.loading.files_sha256", lambda *a: pytest.fail("hashed the weights"))
+    tokenizer_only = load_tokenizer(str(tmp_path / "model"))
+    prompt = "Name the capital of France."
+    assert (tokenizer_only.model, tokenizer_only.chat, tokenizer_only.tokenizer(tokenizer_only.render(prompt))["input_ids"]) == (
+        None, expected.chat, expected.tokenizer(expected.render(prompt))["input_ids"])
