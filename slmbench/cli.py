@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help=run_merge.__doc__)
     add_merge_arguments(merge)
     merge.set_defaults(run=run_merge)
+    from slmbench.main_job import add_arguments as add_main_arguments, run_main
+
+    job = commands.add_parser("main", help=run_main.__doc__)
+    add_main_arguments(job)
+    job.set_defaults(run=run_main)
     listing = commands.add_parser("adapters", help=run_list.__doc__)
     listing.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
     listing.set_defaults(run=run_list)
