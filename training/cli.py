@@ -59,8 +59,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
     parser.add_argument("--force", action="store_true", help="train even if a matching adapter exists")
     parser.add_argument("--skip-trained", action="store_true",
-                        help="skip a model x task pair that already has an adapter of any preset (what `make main` "
-                             "uses: it trains only the pairs that have none)")
+                        help="skip a model x task pair that already has an adapter of any preset (the rule `make main` "
+                             "and `slmbench main` follow: they train only the pairs that have none)")
 
 
 def run_train(args: argparse.Namespace) -> int:
