@@ -122,6 +122,7 @@ def with_token_counts(pairs: list[Pair]) -> list[Pair]:
     """The pairs with the train tokens of their runs, tokenized with each model's tokenizer (no weights)."""
     from slmbench.loading import load_tokenizer
     from slmbench.tasks import resolve_task
+    from slmbench.tasks.data_sources import with_data
     from slmbench.training.data import build_examples
 
     tokenizers, counted = {}, []
@@ -130,7 +131,8 @@ def with_token_counts(pairs: list[Pair]) -> list[Pair]:
         if config.model not in tokenizers:
             tokenizers[config.model] = load_tokenizer(config.model)
         with _quiet("slmbench.training.data"):  # truncation is reported when the pair trains
-            examples = build_examples(tokenizers[config.model], resolve_task(config.task), "train", config.max_seq_len)
+            task = with_data(resolve_task(config.task), config.data)  # as `train` reads it
+            examples = build_examples(tokenizers[config.model], task, "train", config.max_seq_len)
         counted.append(replace(pair, tokens=run_tokens(examples.tokens, len(examples.examples), config)))
     return counted
 
