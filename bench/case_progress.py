@@ -19,8 +19,6 @@ from collections import Counter
 
 import pytest
 
-from slmbench.training.progress import format_duration
-
 OUTCOMES = ("failed", "passed", "skipped", "error")  # in the order pytest's summary names them
 
 
@@ -68,6 +66,8 @@ class CaseProgress:
                 self.finish(case)
 
     def finish(self, case: str) -> None:
+        from slmbench.training.progress import format_duration  # imports transformers: only once a case ran
+
         self.finished += 1
         counts = ", ".join(f"{self.outcomes[case][outcome]} {outcome}" for outcome in OUTCOMES
                            if self.outcomes[case][outcome])
