@@ -90,6 +90,7 @@ def trained(small_iris, tmp_path_factory):
     ("fast", {"warmup": 10}, "unknown training setting 'warmup'"),
     ("fast", {"lora_dropout": 1.0}, r"lora_dropout must be in \[0, 1\)"),
     ("fast", {"micro_batch_size": 0}, "micro_batch_size must be a positive number, got 0"),
+    ("fast", {"attn_implementation": "flash"}, "attn_implementation must be one of eager, sdpa, got 'flash'"),
 ])
 def test_bad_settings_fail_before_loading(monkeypatch, tmp_path, preset, overrides, message):
     monkeypatch.setattr("slmbench.training.lora.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
@@ -274,6 +275,13 @@ def test_rerun_reuses_the_adapter_without_training(trained, monkeypatch):
     monkeypatch.setattr("slmbench.training.lora.Trainer.train", lambda *a, **k: pytest.fail("trained again"))
     again = train(trained_config(), out_root=trained.adapter_dir.parents[2])
     assert (again.reused, again.adapter_dir, again.best_val_loss) == (True, trained.adapter_dir, trained.best_val_loss)
+
+
+def test_the_trained_model_is_handed_back_on_the_attention_kernel_it_was_loaded_with(trained):
+    """Training runs on TrainConfig.attn_implementation; evaluation after it uses the loading default."""
+    fresh = load_model("tiny-random-qwen2", dtype="float32")
+    assert trained_config().attn_implementation != fresh.model.config._attn_implementation
+    assert trained.loaded.model.get_base_model().config._attn_implementation == fresh.model.config._attn_implementation
 
 
 def test_the_best_epoch_is_the_one_kept(small_iris, monkeypatch, tmp_path):

@@ -38,7 +38,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--lr", type=float, help="peak learning rate")
     tuning.add_argument("--lora-r", type=int, help="adapter rank")
     tuning.add_argument("--lora-alpha", type=int, help="LoRA scaling numerator (default 2 * r)")
-    tuning.add_argument("--lora-dropout", type=float, help="default 0.05")
+    tuning.add_argument("--lora-dropout", type=float, help="default 0 (see TrainConfig)")
     tuning.add_argument("--batch-size", type=int, help="examples per optimizer step")
     tuning.add_argument("--micro-batch-size", type=int,
                         help="examples per forward/backward pass, gradients accumulated to --batch-size "

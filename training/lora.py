@@ -97,6 +97,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
 
     # --- setup: base model, examples, run identity
     loaded = load_model(config.model, dtype="float32")
+    inference_attention = loaded.model.config._attn_implementation  # training may use another kernel
     config = with_target_modules(config, loaded.model.config.model_type)
     train_set = build_examples(loaded, task, "train", config.max_seq_len)
     val_set = build_examples(loaded, task, "val", config.max_seq_len)
@@ -117,6 +118,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
                                          loaded.tokenizer.pad_token_id, pair)
         trainer.train()
         model = release_from_trainer(trainer).eval()
+        model.get_base_model().set_attn_implementation(inference_attention)
         if not trainer.is_world_process_zero():
             return TrainResult(target, False, time.perf_counter() - started, progress.tokens_per_sec, None, None)
 
@@ -161,8 +163,9 @@ def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedM
 
 
 def wrap_with_lora(loaded: LoadedModel, config: TrainConfig) -> PeftModel:
-    """The base model with fresh LoRA adapters on `config.target_modules` (seeded)."""
+    """The base model, on `config.attn_implementation`, with fresh LoRA adapters on `config.target_modules` (seeded)."""
     set_seed(config.seed)
+    loaded.model.set_attn_implementation(config.attn_implementation)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
     try:
