@@ -24,4 +24,10 @@ def _checkout_subpackages() -> None:
 
 _checkout_subpackages()
 
+# Before anything here imports torch: on a CPU other jobs already use, idle OpenMP threads sleep
+# rather than spin (slmbench/openmp.py).
+from slmbench.openmp import choose_wait_policy as _choose_wait_policy  # noqa: E402
+
+_choose_wait_policy()
+
 __all__ = ["AdapterError", "DatasetError", "ModelLoadError", "SlmbenchError", "TaskError", "UnknownModelError"]
