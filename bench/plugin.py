@@ -30,10 +30,9 @@ from slmbench.bench.checks import BenchOutcome
 from slmbench.bench.options import check_options, keep_benchmark_storage_private, names, positive_int
 from slmbench.bench.progress import RunProgress
 from slmbench.bench.classical import ClassicalCase, classical_cases, evaluate_classical
+from slmbench.bench.speed import CaseSpeed, retime_rounds
 from slmbench.bench.thresholds import DEFAULT_FILE, load_thresholds
 
-SPEED_NEW_TOKENS = 32  # forced decode length when timing tokens/s
-SPEED_ROUNDS = 2  # timed rounds per case (pytest-benchmark pedantic); tokens/s is the faster one
 GATE_TEST = "test_no_regression"
 RESULTS_NOT_SAVED = 6  # exit status: the run finished but the store (or the board) could not be written
 
@@ -79,6 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "one-sided 95%%) or beyond a thresholds-file tolerance")
     group.addoption("--bench-update-baseline", action="store_true",
                     help="write this run's results to --bench-baseline instead of gating on it")
+    group.addoption("--bench-retime", action="store_true",
+                    help="time each case's generation again (uncached, through pytest-benchmark) instead of showing "
+                         "the tokens/s cached with its outputs; pytest-benchmark timing options imply it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -96,9 +98,12 @@ class BenchSession:
         self.config = config
         self.option = lambda name: config.getoption(f"bench_{name}")
         self.run_id = getattr(config, "workerinput", {}).get("bench_run_id") or uuid.uuid4().hex
+        # decided once by the controller: xdist workers do not see the command line it was given
+        self.retime_rounds = getattr(config, "workerinput", {}).get("bench_retime_rounds", retime_rounds(config))
         self._cases: list[Case] | None = None
         self._loaded: tuple[tuple, object] | None = None
         self._outcomes: dict[str, BenchOutcome | str] = {}
+        self._speeds: dict[str, CaseSpeed] = {}  # case id -> its tokens/s entry in the generation cache
         self.records: dict[str, dict] = {}
         self.received: list[dict] = []  # records sent back by xdist workers
         self.progress = RunProgress()  # registered beside this session: which collected tests finished
@@ -179,7 +184,7 @@ class BenchSession:
         # that installed slmbench imports this plugin, most never run a bench case.
         from slmbench.bench import samples_log
         from slmbench.bench.records import classical_record, make_record
-        from slmbench.evaluation import evaluate
+        from slmbench.evaluation import decoding_for, evaluate
 
         task = self.task(case.task)
         split, limit = self.option("split"), self.option("limit")
@@ -190,10 +195,14 @@ class BenchSession:
             evaluation = evaluate_classical(case, samples, task.samples("train"))
             record = classical_record(case, task, split, limit, evaluation)
         else:
-            loaded = self._load(case)
-            evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=GenerationCache(),
+            loaded, cache = self._load(case), GenerationCache()
+            evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=cache,
                                   fewshot=FewShot(case.shots, self.option("fewshot_seed")))
             record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
+            speed = CaseSpeed.of(loaded, [c.prompt for c in evaluation.run.completions], decoding_for(task),
+                                 self.option("batch_size"), cache)
+            record["speed"].update(speed.from_run(evaluation.run))
+            self._speeds[case.id] = speed
         self.records[case.id] = record
         self._log_samples(case.id, samples_log.sample_rows(case.id, task, evaluation))
         return BenchOutcome(case, record, evaluation, self.thresholds.minimums(case.id, case.task),
@@ -242,32 +251,22 @@ class BenchSession:
         return self._loaded[1]
 
     def measure_speed(self, case: Case, benchmark) -> float:
-        """Decode a batch of the case's prompts with forced length; tokens/s goes to extra_info and the board."""
+        """The case's tokens/s: from its generation (or the cache), or timed again when re-timing is asked for."""
         if isinstance(case, ClassicalCase):
             pytest.skip(f"{case.id}: a classical baseline has no language model to time")
-        from slmbench.generation import DecodingConfig, generate
-
-        outcome = self.outcome(case)
-        prompts = [c.prompt for c in outcome.evaluation.run.completions[:self.option("batch_size")]]
-        decoding = DecodingConfig(max_new_tokens=SPEED_NEW_TOKENS, min_new_tokens=SPEED_NEW_TOKENS)
-        loaded = self._load(case)
-        rates = []
-
-        def timed_decode():
-            run = generate(loaded, prompts, decoding, batch_size=self.option("batch_size"), progress=False)
-            rates.append(run.tokens_per_sec)
-
-        benchmark.pedantic(timed_decode, rounds=SPEED_ROUNDS, iterations=1)
-        rate = max(rates)
-        benchmark.extra_info.update({"case": case.id, "tokens_per_sec": rate, "batch": len(prompts),
-                                     "new_tokens": SPEED_NEW_TOKENS})
-        self.records[case.id]["speed"]["tokens_per_sec"] = rate
-        return rate
+        self.outcome(case)
+        speed, record = self._speeds[case.id], self.records[case.id]["speed"]
+        if self.retime_rounds:
+            record.update(speed.retime(self._load(case), benchmark, self.retime_rounds))
+        elif record["tokens_per_sec"] is None:
+            pytest.skip(speed.not_timed_reason(case.id, generated_nothing=record["cache_hits"] == 0))
+        return record["tokens_per_sec"]
 
     # ---- session end ------------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         node.workerinput["bench_run_id"] = self.run_id
+        node.workerinput["bench_retime_rounds"] = self.retime_rounds
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Board first (so a store failure cannot lose it), then the store; problems set their own exit status."""
