@@ -103,7 +103,9 @@ def render_markdown(board: dict) -> str:
                  "(0-shot or K-shot, by the task's headline metric; named in the row) on the same samples, "
                  "paired bootstrap; * marks a Δ whose interval excludes 0. K-shot rows put K worked examples "
                  "from the train split before each prompt. classical rows use no language model. "
-                 "(random weights) rows are smoke tests. "
+                 "(random weights) rows are smoke tests. tokens/s: generated tokens per second of the case's own "
+                 "generation; (cached DATE): outputs and tokens/s came from the cache, timed on this machine on DATE "
+                 "(--bench-retime times again). "
                  "'N seeds' rows: mean over the seeds' runs [95% t-interval over seeds] (min–max).")
     return "\n".join(parts) + "\n"
 
@@ -152,7 +154,7 @@ def _task_table(task: str, rows: list[dict], deltas: dict[str, dict], seeds: dic
         table.append([_model(row), row["variant"], _data(row), row["n"],
                       *(_percent(row["metrics"].get(m)) for m in JSON_METRICS),
                       *(_cell(row["metrics"].get(m)) for m in metrics),
-                      _number(row["speed"]["tokens_per_sec"], 1), _number(row["speed"]["eval_seconds"], 1)])
+                      _speed(row), _number(row["speed"]["eval_seconds"], 1)])
         delta = deltas.get(row["case_id"])
         if delta:
             table.append(["", f"Δ vs {delta.get('base_variant', 'base')}", "", "", *(_delta(delta["metrics"].get(m), 100) for m in JSON_METRICS),
@@ -201,6 +203,17 @@ def _delta(metric: dict | None, scale: float = 1.0) -> str:
     digits = 1 if scale == 100 else 3
     text = f"{metric['value'] * scale:+.{digits}f} [{metric['low'] * scale:+.{digits}f}, {metric['high'] * scale:+.{digits}f}]"
     return text + (" *" if metric["significant"] else "")
+
+
+def _speed(row: dict) -> str:
+    """Tokens/s, "(cached DATE)" when read from the generation cache, "not timed here" when it has none."""
+    speed = row["speed"]
+    if speed.get("tokens_per_sec") is None:  # classical rows and records from before tokens/s was cached lack the flag
+        return "— (not timed here)" if "tokens_per_sec_cached" in speed else "—"
+    text = _number(speed["tokens_per_sec"], 1)
+    if not speed.get("tokens_per_sec_cached"):
+        return text
+    return f"{text} (cached {(speed.get('tokens_per_sec_measured_at') or 'undated')[:10]})"
 
 
 def _number(value: float | None, digits: int) -> str:

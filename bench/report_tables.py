@@ -65,7 +65,8 @@ def task_table(task: str, records: list[dict]) -> dict:
 
 
 def speed_rows(records: list[dict]) -> list[dict]:
-    """Tokens/s (forced 32-token decode) and evaluation time per case, with the backend that ran it."""
+    """Tokens/s (of the case's own generation, or cached with its outputs) and evaluation time per case,
+    with the backend that ran it."""
     return [{"case_id": r["case_id"], "backend": r["provenance"].get("backend", "transformers"),
              "dtype": r["provenance"].get("dtype") or "—", **dict.fromkeys(SPEED_FIELDS), **r.get("speed", {})}
             for r in records]
