@@ -20,6 +20,7 @@ import slmbench.loading  # noqa: F401,E402
 from slmbench.cache import GenerationCache
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
 
 
 @pytest.fixture
@@ -37,6 +38,28 @@ def empty_hf_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
     return tmp_path / "hf-hub"
 
+
+@pytest.fixture
+def bench(pytester, tmp_path, monkeypatch):
+    """Run `pytest bench` in a scratch directory with a private cache; returns (run, outputs dir).
+
+    tests/test_faults_bench.py has its own `bench`, on one fixed model and task."""
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SLMBENCH_ADAPTERS", str(tmp_path / "adapters"))
+    # subprocess runs import this checkout's code, not whichever checkout the venv's editable install names
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCH.parent), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def run(*args, subprocess=False, limit="3"):
+        # K-shot and classical rows are off here (tests/test_fewshot.py and test_classical.py cover them)
+        options = [str(BENCH), "-p", "no:cacheprovider", "-rs", "--bench-limit", limit,
+                   "--bench-fewshot", "0", "--bench-classical", "none",
+                   "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
+                   "--bench-store", str(out / "results.db"), *args]
+        return pytester.runpytest_subprocess(*options) if subprocess else pytester.runpytest(*options)
+
+    return run, out
 
 
 @pytest.fixture(scope="session")

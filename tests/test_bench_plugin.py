@@ -1,7 +1,6 @@
 """The bench plugin, black-box through pytester on tiny random-weight models."""
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -9,29 +8,7 @@ import pytest
 
 from slmbench.loading import load_model
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 TWO_MODELS = "tiny-random-llama,tiny-random-qwen2"
-
-
-@pytest.fixture
-def bench(pytester, tmp_path, monkeypatch):
-    """Run `pytest bench` in a scratch directory with a private cache; returns (run, outputs dir)."""
-    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("SLMBENCH_ADAPTERS", str(tmp_path / "adapters"))
-    # subprocess runs import this checkout's code, not whichever checkout the venv's editable install names
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(BENCH.parent), os.environ.get("PYTHONPATH")])))
-    out = tmp_path / "out"
-    out.mkdir()
-
-    def run(*args, subprocess=False, limit="3"):
-        # K-shot and classical rows are off here (tests/test_fewshot.py and test_classical.py cover them)
-        options = [str(BENCH), "-p", "no:cacheprovider", "-rs", "--bench-limit", limit,
-                   "--bench-fewshot", "0", "--bench-classical", "none",
-                   "--bench-leaderboard", str(out / "lb.md"), "--bench-json", str(out / "lb.json"),
-                   "--bench-store", str(out / "results.db"), *args]
-        return pytester.runpytest_subprocess(*options) if subprocess else pytester.runpytest(*options)
-
-    return run, out
 
 
 def test_ids_read_as_leaderboard_keys_and_k_selects(bench):
