@@ -11,7 +11,8 @@ from slmbench.bench import report_charts
 from slmbench.bench.leaderboard import all_deltas, headline_metric
 from slmbench.bench.report_samples import known_task
 
-SPEED_FIELDS = ("tokens_per_sec", "eval_seconds", "generated_tokens", "cache_hits")
+SPEED_FIELDS = ("tokens_per_sec", "tokens_per_sec_cached", "tokens_per_sec_measured_at", "eval_seconds",
+                "generated_tokens", "cache_hits")
 
 
 def row_label(record: dict) -> str:
