@@ -1,0 +1,138 @@
+"""bench/speed.py: tokens/s is measured on a case's own generation and cached with its outputs.
+
+Black-box through pytester on a tiny random-weight model (in-process runs), with counters on what a
+run generates (``model.generate``) and times (pytest-benchmark, re-timing, stored measurements).
+Nothing here compares durations.
+"""
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+from transformers import GenerationMixin
+
+from slmbench.bench import speed
+from slmbench.bench.speed import CaseSpeed
+
+MODEL = "tiny-random-llama"
+CASES = ("--bench-models", MODEL, "--bench-tasks", "iris,products")
+
+
+@pytest.fixture
+def counts(monkeypatch):
+    """Counts what the in-process bench runs generate and time: `calls` (model.generate calls and the
+    tokens they added, pytest-benchmark timings, re-timings, stored tokens/s figures) and `measured`
+    (the generation each stored figure came from). `.reset()` between runs."""
+    found = SimpleNamespace(calls=Counter(), measured=[])
+    found.reset = lambda: (found.calls.clear(), found.measured.clear())
+    real_generate, real_store = GenerationMixin.generate, CaseSpeed.store
+
+    def generate(model, *args, **kwargs):
+        output = real_generate(model, *args, **kwargs)
+        found.calls["model.generate"] += 1
+        found.calls["new tokens"] += output.shape[0] * (output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    def store(self, run):
+        found.calls["measured"] += 1
+        found.measured.append(run)
+        return real_store(self, run)
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            found.calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(GenerationMixin, "generate", generate)
+    monkeypatch.setattr(CaseSpeed, "store", store)
+    monkeypatch.setattr(CaseSpeed, "retime", counted("retime", CaseSpeed.retime))
+    monkeypatch.setattr(BenchmarkFixture, "pedantic", counted("benchmark", BenchmarkFixture.pedantic))
+    monkeypatch.setattr(BenchmarkFixture, "__call__", counted("benchmark", BenchmarkFixture.__call__))
+    return found
+
+
+def _speeds(out) -> dict[str, dict]:
+    return {row["case_id"]: row["speed"] for row in json.loads((out / "lb.json").read_text())["rows"]}
+
+
+def test_a_cold_run_measures_each_case_once_on_the_generation_it_scores(bench, counts):
+    run, out = bench
+    run(*CASES).assert_outcomes(failed=5, passed=2, skipped=2)  # random weights fail; tokens/s passes
+    speeds = _speeds(out)
+    assert counts.calls["model.generate"] > 0 and counts.calls["new tokens"] > 0  # the counters see generation
+    assert counts.calls["measured"] == len(speeds) == 2
+    assert counts.calls["benchmark"] == counts.calls["retime"] == 0
+    # each figure is that of the generation whose outputs were scored, not of a separate decode
+    assert ({(s["generated_tokens"], s["tokens_per_sec"]) for s in speeds.values()}
+            == {(run.generated_tokens, run.tokens_per_sec) for run in counts.measured})
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert all(not s["tokens_per_sec_cached"] and s["tokens_per_sec_measured_at"][:10] == today for s in speeds.values())
+
+
+def test_a_warm_rerun_generates_nothing_times_nothing_and_shows_the_cached_figure(bench, counts):
+    run, out = bench
+    run(*CASES)
+    cold = _speeds(out)
+    counts.reset()
+    run(*CASES).assert_outcomes(failed=5, passed=2, skipped=2)
+    assert not counts.calls, f"a warm rerun generated or timed: {dict(counts.calls)}"
+    warm = _speeds(out)
+    for case, figure in cold.items():
+        assert warm[case]["tokens_per_sec"] == figure["tokens_per_sec"] and warm[case]["tokens_per_sec_cached"]
+        assert warm[case]["tokens_per_sec_measured_at"] == figure["tokens_per_sec_measured_at"]
+    date = cold[f"{MODEL}::iris"]["tokens_per_sec_measured_at"][:10]
+    assert f"{cold[f'{MODEL}::iris']['tokens_per_sec']:.1f} (cached {date})" in (out / "lb.md").read_text()
+    assert f"(cached {date})" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("option, rounds", [(("--bench-retime",), 1), (("--benchmark-min-rounds", "2"), 2)])
+def test_re_timing_generates_each_case_again_under_pytest_benchmark(bench, counts, option, rounds):
+    run, out = bench
+    run("--bench-models", MODEL, "--bench-tasks", "iris")
+    counts.reset()
+    run("--bench-models", MODEL, "--bench-tasks", "iris", "-k", "tokens_per_sec", *option).assert_outcomes(passed=1)
+    assert counts.calls["retime"] == counts.calls["benchmark"] == counts.calls["measured"] == 1
+    assert counts.calls["model.generate"] == rounds  # 3 samples: one batch per round
+    (figure,) = _speeds(out).values()
+    assert not figure["tokens_per_sec_cached"] and figure["tokens_per_sec"] == counts.measured[0].tokens_per_sec
+
+
+@pytest.mark.parametrize("change", ["another machine", "another batch size"])
+def test_cached_outputs_are_reused_elsewhere_but_their_tokens_per_sec_is_not(bench, counts, monkeypatch, change):
+    run, out = bench
+    run("--bench-models", MODEL, "--bench-tasks", "iris")
+    counts.reset()
+    if change == "another machine":
+        monkeypatch.setattr(speed, "cpu_model", lambda: "another CPU")
+    extra = ("--bench-batch-size", "2") if change == "another batch size" else ()
+    result = run("--bench-models", MODEL, "--bench-tasks", "iris", *extra)
+    assert not counts.calls, f"reusing cached outputs generated or timed: {dict(counts.calls)}"
+    (figure,) = _speeds(out).values()
+    assert figure["tokens_per_sec"] is None and not figure["tokens_per_sec_cached"]
+    assert "— (not timed here)" in (out / "lb.md").read_text()
+    result.stdout.fnmatch_lines(["*SKIPPED*tokens/s not timed here*--bench-retime times it*"])
+
+
+@pytest.mark.parametrize("args, rounds", [
+    ((), 0),
+    (("--benchmark-columns=median,rounds", "--benchmark-disable", "--benchmark-sort=name"), 0),  # display only
+    (("--bench-retime",), 1),
+    (("--benchmark-only",), 1),
+    (("--benchmark-autosave",), 1),
+    (("--benchmark-min-rounds", "3"), 3),
+    (("--benchmark-min-rounds=5", "--bench-retime"), 5),  # explicit, even at pytest-benchmark's default
+])
+def test_which_options_re_time_and_how_many_rounds(pytester, args, rounds):
+    assert speed.retime_rounds(pytester.parseconfigure(*args)) == rounds
+
+
+def test_timing_options_count_from_pytest_addopts_and_the_ini_file(pytester, monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--benchmark-min-rounds 2")
+    assert speed.retime_rounds(pytester.parseconfigure()) == 2
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    pytester.makeini("[pytest]\naddopts = --benchmark-autosave\n")
+    assert speed.retime_rounds(pytester.parseconfigure()) == 1
