@@ -44,7 +44,7 @@ def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: L
         "model_source": case.model, "model_hash": loaded.weights_hash,
         "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
         "adapter_merged": loaded.adapter_merged if case.adapter else None,
-        "device": next(loaded.model.parameters()).device.type, "dtype": loaded.dtype, "batch_size": batch_size,
+        "device": loaded.device, "dtype": loaded.dtype, "batch_size": batch_size,
         "decoding": asdict(decoding_for(task)),
         "fewshot": fewshot_provenance(evaluation.fewshot, [c.prompt for c in evaluation.run.completions],
                                       evaluation.samples),

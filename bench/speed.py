@@ -60,10 +60,9 @@ def machine_fingerprint(loaded) -> dict:
     """
     import torch  # the plugin imports no torch until a case runs
 
-    device = next(loaded.model.parameters()).device
     return {"machine": platform.machine(), "cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type}
+            "device": torch.cuda.get_device_name() if loaded.device == "cuda" else loaded.device}
 
 
 def retime_rounds(config) -> int:

