@@ -247,7 +247,9 @@ class BenchSession:
         key = (case.model, str(case.adapter), self.option("dtype"))
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = None  # release the previous model before loading the next
-            self._loaded = (key, load_model(case.model, dtype=self.option("dtype"), adapter=case.adapter))
+            # weights load when a prompt misses the generation cache: a warm case never loads them
+            self._loaded = (key, load_model(case.model, dtype=self.option("dtype"), adapter=case.adapter,
+                                            defer_weights=True))
         return self._loaded[1]
 
     def measure_speed(self, case: Case, benchmark) -> float:

@@ -6,6 +6,7 @@ Nothing here compares durations.
 """
 
 import json
+import sqlite3
 from collections import Counter
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -76,6 +77,42 @@ def test_a_cold_run_measures_each_case_once_on_the_generation_it_scores(bench, c
             == {(run.generated_tokens, run.tokens_per_sec) for run in counts.measured})
     assert all(not s["tokens_per_sec_cached"] and s["tokens_per_sec_measured_at"][:10] in {started, _today()}
                for s in speeds.values())
+
+
+def _records(store) -> list[dict[str, dict]]:
+    """Each run's records in the store, by case id, in run order."""
+    with sqlite3.connect(store) as connection:
+        rows = connection.execute("SELECT run_id, case_id, record FROM cases ORDER BY rowid").fetchall()
+    runs: dict[str, dict[str, dict]] = {}
+    for run_id, case_id, record in rows:
+        runs.setdefault(run_id, {})[case_id] = json.loads(record)
+    return list(runs.values())
+
+
+def _as_recorded(record: dict) -> dict:
+    """A record less what tells one run from another: when it ran, its duration, what came from the cache."""
+    speed = {k: v for k, v in record["speed"].items()
+             if k not in ("eval_seconds", "generated_tokens", "cache_hits", "tokens_per_sec_cached")}
+    return {**record, "speed": speed, "metrics": {k: v for k, v in record["metrics"].items() if k != "eval_seconds"},
+            "provenance": {k: v for k, v in record["provenance"].items() if k != "created"}}
+
+
+def test_a_warm_rerun_loads_no_weights_and_records_what_the_cold_run_did(bench, tiny_checkpoint, weight_loads):
+    """A checkpoint loaded by path, as the real models are: its files are hashed, its tokenizer loaded,
+    and its weights (and adapter) only read when a prompt misses the generation cache."""
+    run, out = bench
+    directory, adapter = tiny_checkpoint
+    cases = ("--bench-models", str(directory), "--bench-tasks", "iris,products", "--bench-adapters", str(adapter))
+    outcomes = run(*cases).parseoutcomes()
+    outcomes.pop("warnings", None)  # loading the adapter warns (PEFT), and only the cold run loads it
+    assert weight_loads == {"model": 2, "adapter": 1}  # the base cases share a load, the adapter case has its own
+    weight_loads.clear()
+    run(*cases).assert_outcomes(**outcomes)
+    assert not weight_loads, f"a warm rerun loaded weights: {dict(weight_loads)}"
+    cold_records, warm_records = _records(out / "results.db")
+    assert len(cold_records) == 3 and all(r["speed"]["cache_hits"] == r["n"] for r in warm_records.values())
+    assert {case: _as_recorded(r) for case, r in warm_records.items()} == \
+        {case: _as_recorded(r) for case, r in cold_records.items()}
 
 
 def test_a_warm_rerun_generates_nothing_times_nothing_and_shows_the_cached_figure(bench, counts):
