@@ -41,13 +41,18 @@ def cmd_provision(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Complete one or more prompts with a model (greedy, cached)."""
     from slmbench.cache import GenerationCache
-    from slmbench.generation import DecodingConfig, generate
+    from slmbench.errors import DatasetError
+    from slmbench.generation import PROMPT_TOO_LONG, DecodingConfig, generate, prompt_overflow
     from slmbench.loading import load_model
 
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
     decoding = DecodingConfig(max_new_tokens=args.max_new_tokens, stop_at_json_end=args.json)
     run = generate(loaded, args.prompt, decoding, batch_size=args.batch_size,
                    cache=None if args.no_cache else GenerationCache())
+    for number, completion in enumerate(run.completions, start=1):
+        if completion.finish_reason == PROMPT_TOO_LONG:  # refused, as `infer` does: never an empty answer
+            reason = prompt_overflow(loaded, completion.prompt_tokens, args.max_new_tokens)
+            raise DatasetError(f"--prompt {number}: not generated: {reason}; shorten it or lower --max-new-tokens")
     for completion in run.completions:
         print(completion.text)
     print(f"[{loaded.spec.label} {loaded.dtype}: {run.generated_tokens} new tokens, {run.tokens_per_sec:.1f} tok/s, "

@@ -99,6 +99,13 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
+def test_generate_refuses_a_prompt_longer_than_the_context_instead_of_printing_an_empty_line(capsys):
+    code, out, err = cli(capsys, "generate", "--model", "tiny-random-llama", "--no-cache",
+                         "--prompt", "hi", "--prompt", "x" * 5000, "--max-new-tokens", "4")
+    assert (code, out) == (2, "")
+    assert "--prompt 2: not generated: prompt is" in err and "context 1024" in err and "Traceback" not in err
+
+
 # --- data loss 4: the generation cache degrades, never aborts, never loses finished work
 
 def test_cache_entry_that_is_a_directory_is_replaced_not_fatal(tmp_path):
