@@ -104,6 +104,12 @@ def weight_loads(monkeypatch):
     return loads
 
 
+@pytest.fixture
+def tiny_adapter():
+    """`write_tiny_adapter`, for tests that place a tiny random adapter where `slmbench train` would."""
+    return write_tiny_adapter
+
+
 @pytest.fixture(scope="session")
 def tiny_bench_run(tmp_path_factory):
     """One `pytest bench` run in a subprocess (tiny-random-llama on iris and products, plus a tiny iris

@@ -2,11 +2,9 @@
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-from slmbench.loading import load_model
 
 TWO_MODELS = "tiny-random-llama,tiny-random-qwen2"
 
@@ -95,21 +93,9 @@ def test_thresholds_file_overrides_task_defaults(bench, tmp_path):
     result.stderr.fnmatch_lines([f"*{thresholds}: [[]'tiny-random-llama::iris'[]]: unknown metric 'acuracy'*"])
 
 
-def _write_adapter(root: Path, model: str, task: str, preset: str) -> Path:
-    from peft import LoraConfig, get_peft_model
-
-    directory = root / model / task / preset
-    peft_model = get_peft_model(load_model(model, dtype="float32").model,
-                                LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    peft_model.peft_config["default"].base_model_name_or_path = model
-    peft_model.save_pretrained(directory)
-    (directory / "training_config.json").write_text(json.dumps({"base_model_name": model, "task": task, "preset": preset}))
-    return directory
-
-
-def test_adapters_are_found_and_sit_next_to_their_base_with_a_paired_delta(bench, tmp_path):
+def test_adapters_are_found_and_sit_next_to_their_base_with_a_paired_delta(bench, tmp_path, tiny_adapter):
     run, out = bench
-    _write_adapter(tmp_path / "adapters", "tiny-random-llama", "iris", "fast")
+    tiny_adapter(tmp_path / "adapters", "tiny-random-llama", "iris", "fast")
     result = run("--bench-models", "tiny-random-llama", "--bench-tasks", "iris,products", "-k", "iris")
     assert "tiny-random-llama+lora-fast::iris" in result.stdout.str()
     board = json.loads((out / "lb.json").read_text())
