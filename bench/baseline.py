@@ -81,10 +81,13 @@ def comparable(record: dict, baseline: dict) -> str | None:
 
 
 def setting(provenance: dict, field: str):
-    """A provenance setting as compared; a record without few-shot provenance was made 0-shot."""
+    """A provenance setting as compared; a record without few-shot provenance was made 0-shot, one
+    without a backend by transformers here (records before --bench-backend existed)."""
     value = provenance.get(field)
     if field == "fewshot":
         return {"k": 0} if value is None else value
+    if field == "backend":
+        return value or "hf"
     return value
 
 

@@ -23,6 +23,8 @@ from slmbench.tasks.core import JSON_METRICS, Task
 from slmbench.tasks.data_sources import parse_data_option, with_data
 
 from slmbench.bench import html_report, leaderboard, store
+from slmbench.bench.backends import BACKENDS, Backends, BackendUnavailable, default_base_url
+from slmbench.bench.backends import provenance as backend_provenance
 from slmbench.bench.baseline import baseline_document, load_baseline
 from slmbench.bench.board_files import BoardFiles, partial_path
 from slmbench.bench.cases import Case, build_cases, default_models, default_tasks, select_tasks
@@ -78,6 +80,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "one-sided 95%%) or beyond a thresholds-file tolerance")
     group.addoption("--bench-update-baseline", action="store_true",
                     help="write this run's results to --bench-baseline instead of gating on it")
+    group.addoption("--bench-backend", default="hf", choices=list(BACKENDS),
+                    help="what generates: hf (transformers here, default), vllm (a vLLM server slmbench starts: "
+                         "`make engines` installs it) or openai (any OpenAI-compatible server at --bench-base-url)")
+    group.addoption("--bench-base-url", default=default_base_url(), metavar="URL",
+                    help="the OpenAI-compatible server of --bench-backend openai (default $OPENAI_BASE_URL or "
+                         "http://127.0.0.1:8000/v1); models by registry name, adapters as <model>+<task>/<preset>")
+    group.addoption("--bench-api-key-env", default="OPENAI_API_KEY", metavar="NAME",
+                    help="environment variable holding the server's API key (default OPENAI_API_KEY)")
+    group.addoption("--bench-concurrency", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                    help=f"requests in flight to a server backend (default {DEFAULT_BATCH_SIZE})")
+    group.addoption("--bench-structured", action="store_true",
+                    help="server backends: constrain JSON tasks' outputs to the task's JSON Schema")
+    group.addoption("--bench-vllm-args", default="", metavar="ARGS",
+                    help="more `vllm serve` arguments for --bench-backend vllm, e.g. '--tensor-parallel-size 2'")
     group.addoption("--bench-retime", action="store_true",
                     help="time each case's generation again (uncached, through pytest-benchmark) instead of showing "
                          "the tokens/s cached with its outputs; pytest-benchmark timing options imply it")
@@ -111,6 +127,7 @@ class BenchSession:
         self.board_files = BoardFiles(Path(self.option("leaderboard")), Path(self.option("json")))
         self._benchmark_storage = keep_benchmark_storage_private(config)
         self.samples: dict[str, list[dict]] = {}  # case id -> per-sample log rows (workers' included)
+        self.backends = Backends(self.option, self.cases)
 
     # ---- collection ------------------------------------------------------------------------
     def cases(self) -> list[Case]:
@@ -168,9 +185,13 @@ class BenchSession:
         if case.id not in self._outcomes:
             try:
                 self._outcomes[case.id] = self._evaluate(case)
+            except BackendUnavailable as error:
+                self._outcomes[case.id] = ("skip", str(error))
             except SlmbenchError as error:
                 self._outcomes[case.id] = f"{case.id}: {error}"
         found = self._outcomes[case.id]
+        if isinstance(found, tuple):
+            pytest.skip(found[1])
         if isinstance(found, str):
             pytest.fail(found, pytrace=False)
         return found
@@ -196,11 +217,13 @@ class BenchSession:
             record = classical_record(case, task, split, limit, evaluation)
         else:
             loaded, cache = self._load(case), GenerationCache()
-            evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=cache,
+            server = self.backends.server_for(case, loaded)
+            evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=cache, server=server,
                                   fewshot=FewShot(case.shots, self.option("fewshot_seed")))
             record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
+            record["provenance"].update(backend_provenance(server))
             speed = CaseSpeed.of(loaded, [c.prompt for c in evaluation.run.completions], decoding_for(task),
-                                 self.option("batch_size"), cache)
+                                 self.option("batch_size"), cache, server, task.schema if task.is_json else None)
             record["speed"].update(speed.from_run(evaluation.run))
             self._speeds[case.id] = speed
         self.records[case.id] = record
@@ -272,6 +295,7 @@ class BenchSession:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Board first (so a store failure cannot lose it), then the store; problems set their own exit status."""
+        self.backends.close()
         if hasattr(self.config, "workeroutput"):  # an xdist worker: the controller writes the board
             self.config.workeroutput["bench_records"] = json.dumps(list(self.records.values()))
             self.config.workeroutput["bench_samples"] = json.dumps(self.samples, default=str)

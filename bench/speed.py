@@ -28,6 +28,7 @@ from slmbench.cache import GenerationCache, generation_key
 if TYPE_CHECKING:  # the plugin imports this module before any case runs: no torch here
     from slmbench.generation import DecodingConfig, GenerationRun
     from slmbench.prompting import Prompt
+    from slmbench.server_engine import ServerEngine
 
 FORMAT = 1  # layout of the key material below; renew it if tokens/s ever changes meaning
 # pytest-benchmark options that only choose what is shown, where saved runs go, or whether benchmark
@@ -98,14 +99,22 @@ class CaseSpeed:
     batch_size: int
     machine: dict
 
+    server: ServerEngine | None = None  # the server that generates (None: transformers here)
+    schema: dict | None = None  # what a structured-output server constrains to
+
     @classmethod
     def of(cls, loaded, prompts: list[Prompt], decoding: DecodingConfig, batch_size: int,
-           cache: GenerationCache) -> CaseSpeed:
+           cache: GenerationCache, server: ServerEngine | None = None, schema: dict | None = None) -> CaseSpeed:
+        from slmbench.generation import server_identity
+
         machine = machine_fingerprint(loaded)
+        identity = server_identity(server, loaded, schema)
         material = {"kind": "tokens_per_sec", "format": FORMAT, "batch_size": batch_size, "machine": machine,
-                    "outputs": [generation_key(loaded, loaded.render(p), decoding) for p in prompts]}
+                    "outputs": [generation_key(loaded, loaded.render(p), decoding, identity) for p in prompts]}
+        if server is not None:
+            material["concurrency"] = server.concurrency
         key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
-        return cls(cache, key, prompts, decoding, batch_size, machine)
+        return cls(cache, key, prompts, decoding, batch_size, machine, server, schema)
 
     def from_run(self, run: GenerationRun) -> dict:
         """The record's speed fields after the case's generation: measured on it when it generated
@@ -134,7 +143,8 @@ class CaseSpeed:
         runs: list[GenerationRun] = []
 
         def generate_uncached() -> None:
-            runs.append(generate(loaded, self.prompts, self.decoding, batch_size=self.batch_size, progress=False))
+            runs.append(generate(loaded, self.prompts, self.decoding, batch_size=self.batch_size, progress=False,
+                                 server=self.server, schema=self.schema))
 
         benchmark.pedantic(generate_uncached, rounds=rounds, iterations=1)
         fastest = max(runs, key=lambda run: run.tokens_per_sec)

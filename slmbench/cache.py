@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 FORMAT = 2  # layout of the key material below; the engine's own code is hashed into it (engine_version)
 _UNWRITABLE: set[Path] = set()  # cache roots a write failed in: warned once per process, then skipped
 ENGINE_SOURCES = ("generation.py", "jsontext.py")  # decoding loop, stop rules and JSON end detection
+SERVER_ENGINE_SOURCES = ("server_engine.py", "jsontext.py")  # requests to a server, and where its text is cut
 
 
 @lru_cache(maxsize=None)
-def engine_version() -> str:
+def engine_version(sources: tuple[str, ...] = ENGINE_SOURCES) -> str:
     """Hash of the generation engine's source: any change to decoding or stopping renews the keys."""
     here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / name).read_bytes() for name in ENGINE_SOURCES)).hexdigest()[:16]
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in sources)).hexdigest()[:16]
 
 
 @lru_cache(maxsize=None)  # read once per process, not once per prompt
@@ -43,8 +44,12 @@ def library_version(package: str) -> str:
         return "absent"
 
 
-def generation_key(loaded, rendered_prompt: str, decoding) -> str:
-    """Hash of everything that can change a greedy completion."""
+def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None = None) -> str:
+    """Hash of everything that can change a greedy completion.
+
+    `server` is a server engine's identity (slmbench.server_engine: backend, server version, served
+    name...); without it the completion comes from transformers in this process.
+    """
     material = {
         "format": FORMAT,
         "weights": loaded.weights_hash,
@@ -57,6 +62,8 @@ def generation_key(loaded, rendered_prompt: str, decoding) -> str:
         "decoding": asdict(decoding),
         "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
     }
+    if server is not None:
+        material["engine"] = {**server, "client": engine_version(SERVER_ENGINE_SOURCES)}
     if loaded.adapter_merged:  # merged weights round differently from separate LoRA layers (bf16)
         material["adapter_merged"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

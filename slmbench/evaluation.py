@@ -13,6 +13,7 @@ from slmbench.generation import (DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, Completion
                                  prompt_overflow)
 from slmbench.loading import LoadedModel
 from slmbench.prompting import FewShot, task_prompts
+from slmbench.server_engine import SERVER_ERROR, ServerEngine
 from slmbench.tasks.core import Sample, SampleScore, Task
 from slmbench.tasks.scoring import TaskResult, score_outputs
 
@@ -34,16 +35,19 @@ def decoding_for(task: Task) -> DecodingConfig:
 
 
 def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_size: int = DEFAULT_BATCH_SIZE,
-             cache: GenerationCache | None = None, resamples: int = 1000, fewshot: FewShot | None = None) -> Evaluation:
+             cache: GenerationCache | None = None, resamples: int = 1000, fewshot: FewShot | None = None,
+             server: ServerEngine | None = None) -> Evaluation:
     """Generate one output per sample and score them with 95% bootstrap intervals.
 
     With `fewshot`, each prompt starts with K worked examples from the task's train split.
     A sample whose prompt does not fit the model's context is not generated: it is scored as an
     empty output (a failure on every metric that needs an answer), explained "not generated:
-    prompt is N tokens, context M", and still counted in N.
+    prompt is N tokens, context M", and still counted in N. With `server`, an OpenAI-compatible
+    server generates (slmbench.server_engine); a sample it gives no usable answer for is scored as empty too.
     """
     started, decoding = time.perf_counter(), decoding_for(task)
-    run = generate(loaded, task_prompts(task, samples, fewshot), decoding, batch_size=batch_size, cache=cache)
+    run = generate(loaded, task_prompts(task, samples, fewshot), decoding, batch_size=batch_size, cache=cache,
+                   server=server, schema=task.schema if task.is_json else None)
     result = score_outputs(task, [c.text for c in run.completions], samples, resamples=resamples)
     result = replace(result, scores=[_explain_not_generated(loaded, decoding, score, completion)
                                      for score, completion in zip(result.scores, run.completions)])
@@ -52,6 +56,8 @@ def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_si
 
 def _explain_not_generated(loaded: LoadedModel, decoding: DecodingConfig, score: SampleScore,
                            completion: Completion) -> SampleScore:
+    if completion.finish_reason == SERVER_ERROR:
+        return replace(score, explanation="not generated: the server gave no usable answer (its error is logged)")
     if completion.finish_reason != PROMPT_TOO_LONG:
         return score
     reason = prompt_overflow(loaded, completion.prompt_tokens, decoding.max_new_tokens)

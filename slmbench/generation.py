@@ -19,6 +19,7 @@ from slmbench.defaults import DEFAULT_BATCH_SIZE
 from slmbench.jsontext import json_value_end
 from slmbench.loading import LoadedModel
 from slmbench.prompting import Prompt
+from slmbench.server_engine import SERVER_ERROR, ServerEngine
 
 log = logging.getLogger(__name__)
 PROMPT_TOO_LONG = "prompt_too_long"  # finish_reason of a prompt refused before generation
@@ -42,7 +43,8 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "eos", "length", "json_end", or PROMPT_TOO_LONG (not generated, text "")
+    finish_reason: str  # "eos", "length", "json_end", PROMPT_TOO_LONG (not generated, text ""), or
+    # SERVER_ERROR (a server engine gave no usable answer, text "")
     seconds: float
     cached: bool = False
 
@@ -95,7 +97,12 @@ def eos_token_ids(loaded: LoadedModel) -> list[int]:
 def context_window(loaded: LoadedModel) -> int | None:
     """Tokens the model can attend to: the smaller of the config's max_position_embeddings and the
     tokenizer's model_max_length, each where it is set; None when neither is."""
-    config = loaded.model.config
+    if loaded.weights_loaded or loaded.checkpoint_dir is None:
+        config = loaded.model.config
+    else:  # deferred weights (a server generates): the config file says it without loading them
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(loaded.checkpoint_dir, local_files_only=True)
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     limits = (getattr(config, "max_position_embeddings", None), getattr(loaded.tokenizer, "model_max_length", None))
     return min((int(n) for n in limits if isinstance(n, int) and 0 < n < UNSET_LENGTH), default=None)
@@ -117,7 +124,8 @@ def prompt_overflow(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int
 
 def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfig = DecodingConfig(), *,
              batch_size: int = DEFAULT_BATCH_SIZE, cache: GenerationCache | None = None,
-             static_cache: bool = False, progress: bool | None = None) -> GenerationRun:
+             static_cache: bool = False, progress: bool | None = None, server: ServerEngine | None = None,
+             schema: dict | None = None) -> GenerationRun:
     """Greedy completions for prompts, served from the cache where possible.
 
     Args:
@@ -129,9 +137,13 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
         static_cache: use a static KV cache. Off by default: on our 2-core CPU, in two interleaved
             repeats at batch 16, it was 4-7% slower than the dynamic cache; it may help elsewhere.
         progress: show a tqdm bar; None shows it only on a terminal.
+        server: generate through this OpenAI-compatible server (vLLM, llama.cpp...) instead of
+            transformers; the model's weights are then never loaded here.
+        schema: the JSON Schema a server with `structured` outputs constrains completions to.
     """
     rendered = [loaded.render(p) for p in prompts]
-    keys = [generation_key(loaded, text, decoding) for text in rendered] if cache else [None] * len(prompts)
+    identity = server_identity(server, loaded, schema)
+    keys = [generation_key(loaded, text, decoding, identity) for text in rendered] if cache else [None] * len(prompts)
     results: list[Completion | None] = [None] * len(prompts)
     for index, key in enumerate(keys):
         record = cache.get(key) if cache else None
@@ -142,6 +154,8 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
     for index in _refuse_over_long(loaded, lengths, decoding):
         results[index] = Completion(prompts[index], "", lengths[index], 0, PROMPT_TOO_LONG, 0.0)
     todo = sorted((i for i in todo if results[i] is None), key=lambda i: (lengths[i], i))
+    if server is not None:
+        return _generate_on_server(server, loaded, prompts, rendered, todo, results, keys, decoding, schema, cache)
     generated_tokens, seconds = 0, 0.0
     with tqdm(total=len(todo), desc=f"generate {loaded.label}", unit="prompt", disable=None if progress is None else not progress,
               leave=False) as bar:
@@ -156,6 +170,35 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
             seconds += elapsed
             bar.update(len(batch))
     return GenerationRun(list(results), generated_tokens, seconds)
+
+
+def server_identity(server: ServerEngine | None, loaded: LoadedModel, schema: dict | None) -> dict | None:
+    """What the cache keys keep about the server engine (None: transformers in this process)."""
+    if server is None:
+        return None
+    identity = server.identity(loaded)
+    if server.structured and schema is not None:
+        identity["schema"] = schema
+    return identity
+
+
+def _generate_on_server(server: ServerEngine, loaded: LoadedModel, prompts: list[Prompt], rendered: list[str],
+                        todo: list[int], results: list, keys: list, decoding: DecodingConfig, schema: dict | None,
+                        cache: GenerationCache | None) -> GenerationRun:
+    """The prompts in `todo` completed by the server, each cached as it arrives (errors never are)."""
+    generated = 0
+
+    def done(position: int, fields: dict) -> None:
+        nonlocal generated
+        index = todo[position]
+        results[index] = Completion(prompts[index], **fields)
+        generated += fields["completion_tokens"]
+        if cache and fields["finish_reason"] != SERVER_ERROR:
+            cache.put(keys[index], fields)
+
+    seconds = server.complete(loaded, [prompts[i] for i in todo], [rendered[i] for i in todo], decoding,
+                              schema, done) if todo else 0.0
+    return GenerationRun(list(results), generated, seconds)
 
 
 def _refuse_over_long(loaded: LoadedModel, lengths: dict[int, int], decoding: DecodingConfig) -> list[int]:

@@ -84,6 +84,8 @@ class LoadedModel:
     adapter_hash: str | None = None
     adapter_merged: bool = False  # the adapter is folded into the weights (no PEFT layers left)
     tokenizer_hash: str | None = None  # tokenizer, chat template and generation config (EOS ids)
+    checkpoint_dir: Path | None = None  # the weights' folder (what a server such as vLLM loads); None for random models
+    stop_ids: tuple[int, ...] = ()  # token ids that end a completion: the tokenizer's EOS and the generation config's
 
     @property
     def chat(self) -> bool:
@@ -136,6 +138,7 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     spec = resolve(name)
+    directory = None
     if spec.kind == "random":
         model, tokenizer = build_tiny_model(spec.location, chat=bool(spec.chat))
         weights_hash = "random:" + state_dict_sha256(model)  # of the float32 weights: the same at every dtype
@@ -147,12 +150,20 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
         device = torch.get_default_device().type  # where from_pretrained puts weights without a device map
         model = DeferredWeights(partial(_weights, spec, directory, dtype, device), device)
     loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash,
-                         tokenizer_hash=tokenizer_sha256(tokenizer, generation_config))
+                         tokenizer_hash=tokenizer_sha256(tokenizer, generation_config), checkpoint_dir=directory,
+                         stop_ids=_stop_ids(tokenizer, generation_config))
     _prepare_tokenizer(loaded)
     loaded = attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
     if not defer_weights:
         _ = loaded.model  # reading it loads the weights: a checkpoint that does not load fails here
     return loaded
+
+
+def _stop_ids(tokenizer, generation_config) -> tuple[int, ...]:
+    """Every token id that ends a completion: the tokenizer's EOS and the generation config's."""
+    configured = generation_config.eos_token_id
+    ids = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])}
+    return tuple(sorted(i for i in ids if i is not None))
 
 
 def load_tokenizer(name: str) -> LoadedModel:

@@ -71,7 +71,7 @@ def test_a_gain_never_fails():
 @pytest.mark.parametrize("change, reason", [
     ({"dtype": "float32"}, "dtype is 'float32' here but 'bfloat16' in the baseline"),
     ({"device": "cuda"}, "device is 'cuda' here but 'cpu'"),
-    ({"backend": "vllm"}, "backend is 'vllm' here but None"),
+    ({"backend": "vllm"}, "backend is 'vllm' here but 'hf'"),
     ({"fewshot": {"k": 3, "seed": 0}}, "fewshot is {'k': 3, 'seed': 0} here but {'k': 0} in the baseline"),
     ({"decoding": {"max_new_tokens": 8}}, "decoding is {'max_new_tokens': 8} here but None"),
     ({"data_hash": "def"}, "data hash is 'def' here but 'abc'"),
@@ -83,6 +83,11 @@ def test_a_baseline_made_with_other_settings_is_refused_with_the_reason(change, 
 
 def test_a_baseline_without_few_shot_provenance_counts_as_zero_shot():
     assert comparable(record(outputs(), fewshot={"k": 0}), record(outputs())) is None
+
+
+def test_a_baseline_without_a_backend_was_made_by_transformers_here():
+    assert comparable(record(outputs(), backend="hf"), record(outputs())) is None
+    assert "backend is 'openai' here but 'hf'" in comparable(record(outputs(), backend="openai"), record(outputs()))
 
 
 def test_other_samples_are_refused():
