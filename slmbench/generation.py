@@ -67,20 +67,35 @@ class GenerationRun:
 
 
 class JsonEndCriteria(StoppingCriteria):
-    """Marks a sequence finished as soon as its completion holds a closed top-level JSON value."""
+    """Marks a sequence finished as soon as its completion holds a JSON value the json parser accepts.
+
+    Incremental: a value can only close on a token whose text holds "}" or "]", so the completion is
+    decoded and parsed (slmbench.jsontext.json_value_end) only after such a token, not at every step.
+    """
 
     def __init__(self, tokenizer, prompt_length: int):
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
         self.stopped_at: dict[int, int] = {}  # row -> number of completion tokens when it closed
+        self._closes: dict[int, bool] = {}  # token id -> whether its text holds a closing bracket
+
+    def _may_close(self, token_id: int) -> bool:
+        if token_id not in self._closes:
+            piece = self.tokenizer.decode([token_id], skip_special_tokens=True)
+            self._closes[token_id] = "}" in piece or "]" in piece
+        return self._closes[token_id]
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         completion = input_ids[:, self.prompt_length:]
+        if completion.shape[1] == 0:
+            return done
+        last = completion[:, -1].tolist()
         for row in range(input_ids.shape[0]):
             if row in self.stopped_at:
                 done[row] = True
-            elif json_value_end(self.tokenizer.decode(completion[row], skip_special_tokens=True)) is not None:
+            elif self._may_close(last[row]) and json_value_end(
+                    self.tokenizer.decode(completion[row], skip_special_tokens=True)) is not None:
                 self.stopped_at[row] = completion.shape[1]
                 done[row] = True
         return done

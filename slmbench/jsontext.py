@@ -38,17 +38,15 @@ def loads_bounded(text: str) -> Any:
     return value
 
 
-def json_value_end(text: str) -> int | None:
-    """Index just past the first complete top-level JSON object or array in text, or None.
+CLOSERS = {"}": "{", "]": "["}
 
-    Leading prose or a code fence before the value is skipped; braces inside strings
-    (with escapes) do not count.
-    """
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
-        return None
-    depth, in_string, escaped = 0, False, False
-    for index in range(min(starts), len(text)):
+
+def _open_until(text: str, start: int) -> tuple[str, int]:
+    """Scan the bracketed value starting at text[start] ("{" or "["), matching bracket types and
+    skipping strings: ("closed", index past its closing bracket), ("mismatched", index past the
+    bracket of the wrong type that ends it), or ("open", len(text)) when it is still open."""
+    stack, in_string, escaped = [], False, False
+    for index in range(start, len(text)):
         char = text[index]
         if in_string:
             if escaped:
@@ -60,11 +58,50 @@ def json_value_end(text: str) -> int | None:
         elif char == '"':
             in_string = True
         elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth == 0:
-                return index + 1
+            stack.append(char)
+        elif char in CLOSERS:
+            if stack.pop() != CLOSERS[char]:
+                return "mismatched", index + 1
+            if not stack:
+                return "closed", index + 1
+    return "open", len(text)
+
+
+def _json_starts(text: str):
+    return (index for index, char in enumerate(text) if char in "{[")
+
+
+def json_value_end(text: str) -> int | None:
+    """Index just past the first JSON object or array in text that the json parser accepts, or None
+    (see `json_span`)."""
+    span = json_span(text)
+    return None if span is None else span[1]
+
+
+def json_span(text: str) -> tuple[int, int] | None:
+    """(start, end) of the first JSON object or array in text that the json parser accepts, or None.
+
+    Each "{" or "[" is a candidate start; leading prose or a code fence is skipped. A candidate whose
+    brackets close but that does not parse (prose such as ``Result [see below]:``, a trailing comma,
+    mismatched bracket types) is passed over with what it encloses; a candidate still open at the
+    end of the text means the value may still be coming, so the answer is None (a JSON stop waits).
+    """
+    decoder = json.JSONDecoder()
+    position = 0
+    for start in _json_starts(text):
+        if start < position:
+            continue
+        state, position = _open_until(text, start)
+        if state == "open":
+            return None
+        if state == "closed":
+            try:
+                _, end = decoder.raw_decode(text, start)
+            except (json.JSONDecodeError, RecursionError):
+                end = None
+            if end == position:
+                return start, end
+        # not JSON: look after it (or after the wrong bracket), so any text is scanned in linear time
     return None
 
 
@@ -77,11 +114,13 @@ def parse_json_output(text: str) -> tuple[Any, str | None]:
     """
     if not isinstance(text, str):
         return None, f"output is {type(text).__name__}, not text"
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
+    first = next(_json_starts(text), None)
+    if first is None:
         return None, "no JSON object or array in output"
+    span = json_span(text)  # the first candidate the parser accepts (the JSON stop's value)
+    start = first if span is None else span[0]
     try:
-        value, _ = json.JSONDecoder().raw_decode(text[min(starts):])
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
     except json.JSONDecodeError as error:
         return None, f"invalid JSON: {error.msg} at char {error.pos}"
     except RecursionError:
@@ -89,3 +128,4 @@ def parse_json_output(text: str) -> tuple[Any, str | None]:
     if nesting_depth(value) > MAX_JSON_DEPTH:
         return None, f"invalid JSON: {TOO_DEEP}"
     return value, None
+

@@ -19,9 +19,11 @@ never cached, never a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,11 +169,9 @@ def server_version(engine: ServerEngine) -> str:
     """The server's own version where it reports one (vLLM's /version), else "unknown"; asked once."""
     if engine.base_url not in _VERSIONS:
         try:
-            import httpx
-
             root = engine.base_url.rstrip("/").removesuffix("/v1")
-            answer = httpx.get(f"{root}/version", timeout=5.0).json()
-            _VERSIONS[engine.base_url] = f"{engine.name} {answer['version']}"
+            with urllib.request.urlopen(f"{root}/version", timeout=5.0) as answer:
+                _VERSIONS[engine.base_url] = f"{engine.name} {json.loads(answer.read())['version']}"
         except Exception:  # no /version route, or not JSON: servers differ, none of it is an error
             _VERSIONS[engine.base_url] = "unknown"
     return _VERSIONS[engine.base_url]

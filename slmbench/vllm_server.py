@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from slmbench.errors import SlmbenchError
@@ -107,8 +108,6 @@ class VllmServer:
         return engine
 
     def _wait(self, engine: ServerEngine) -> None:
-        import httpx
-
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -116,9 +115,10 @@ class VllmServer:
                 raise EngineMissing(f"vLLM exited with status {self.process.returncode} while starting "
                                     f"{self.model}; its log, {self.log_path}, ends:\n{self._log_tail()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2.0) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:  # not listening yet (URLError, refused, reset, timeout)
                 pass
             time.sleep(1.0)
         self.stop()

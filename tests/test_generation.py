@@ -59,6 +59,28 @@ def test_json_criterion_stops_right_after_the_value_closes():
     assert criterion.stopped_at == {0: closes_at}
 
 
+def test_json_criterion_waits_for_a_value_the_parser_accepts_and_decodes_only_at_closing_brackets():
+    tokenizer = load_model("tiny-random-llama").tokenizer
+    prompt = _ids(tokenizer, "P:")
+    completion = 'Result [see below]: {"a": [1, 2]} and more'
+    criterion = JsonEndCriteria(tokenizer, prompt_length=prompt.shape[1])
+    full_decodes, decode = [], tokenizer.decode
+
+    def counting_decode(ids, **kwargs):
+        if len(ids) > 1:
+            full_decodes.append(len(ids))
+        return decode(ids, **kwargs)
+
+    tokenizer.decode = counting_decode
+    try:
+        stops = [bool(criterion(torch.cat([prompt, _ids(tokenizer, completion[:step])], dim=1), None)[0])
+                 for step in range(1, len(completion) + 1)]
+    finally:
+        del tokenizer.decode
+    assert stops.index(True) + 1 == len('Result [see below]: {"a": [1, 2]}')  # not at "[see below]"
+    assert len(full_decodes) == 3  # "]" of the prose, "]" of the list, "}" of the object: not every step
+
+
 def test_completion_length_picks_the_first_stop():
     assert _completion_length([5, 6, 2, 0, 0], eos_ids=[2], json_stop=None) == (3, "eos")
     assert _completion_length([5, 6, 7, 2, 0], eos_ids=[2], json_stop=2) == (2, "json_end")

@@ -1,0 +1,98 @@
+"""Backend benchmark: transformers here (hf) vs a vLLM server on every task's real prompts, one run.
+
+Run:  python -m slmbench.bench.backend_benchmark [--models NAME ...] [--tasks NAME ...] [--adapters auto]
+      [--out bench_results/backends.json]   (needs `make engines`, or SLMBENCH_VLLM_PYTHON)
+
+For each model (and adapter) and task, the whole split is generated twice, uncached, with the task's
+own decoding settings: by the hf engine at batch 16, then by the model's vLLM server (started once per
+model, serving its adapters too) with 16 requests in flight. The table gives wall seconds and
+tokens/s of each, their ratio, how many greedy outputs are identical, and the headline metric of
+each with its 95% interval. The server's start (compilation on a first run) is timed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from slmbench.adapters import find_adapters, read_adapter
+from slmbench.evaluation import evaluate
+from slmbench.loading import load_model
+from slmbench.paths import adapters_root
+from slmbench.registry import OFFLINE_MODELS
+from slmbench.tasks import resolve_task, task_names
+from slmbench.vllm_server import VllmServer
+
+from slmbench.bench.backends import engine_package_version
+from slmbench.bench.report import print_and_save
+
+
+def compare(loaded, engine, task, samples, batch_size: int) -> dict:
+    """hf then vLLM on the same samples; outputs compared after stripping surrounding whitespace."""
+    hf = evaluate(loaded, task, samples, batch_size=batch_size, resamples=1000)
+    served = evaluate(loaded, task, samples, resamples=1000, server=engine)
+    same = sum(a.text.strip() == b.text.strip() for a, b in zip(hf.run.completions, served.run.completions))
+    metric = task.headline
+    value = lambda e: (e.result.values[metric], *e.result.intervals.get(metric, (None, None)))  # noqa: E731
+    return {
+        "model": loaded.label, "task": task.name, "n": len(samples), "metric": metric,
+        "hf_seconds": hf.run.seconds, "hf_tok_s": hf.run.tokens_per_sec, "hf_tokens": hf.run.generated_tokens,
+        "vllm_seconds": served.run.seconds, "vllm_tok_s": served.run.tokens_per_sec,
+        "vllm_tokens": served.run.generated_tokens,
+        "speedup_wall": hf.run.seconds / served.run.seconds if served.run.seconds else None,
+        "identical": same, "hf_metric": value(hf), "vllm_metric": value(served),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(OFFLINE_MODELS))
+    parser.add_argument("--tasks", nargs="+", default=None, help="default: every built-in task")
+    parser.add_argument("--adapters", default="none", help="'auto': also every adapter `slmbench train` wrote")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=16, help="hf batch and vLLM requests in flight")
+    parser.add_argument("--out", type=Path, default=Path("bench_results/backends.json"))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tasks = [resolve_task(name) for name in (args.tasks or task_names())]
+    rows, starts = [], []
+    for name in args.models:
+        base = load_model(name, defer_weights=True)
+        adapters = [a.path for a in find_adapters(adapters_root(), [base.spec.name], [t.name for t in tasks])
+                    if a.task is not None] if args.adapters == "auto" else []
+        server = VllmServer(base.spec.name, base.checkpoint_dir, adapters, concurrency=args.batch_size)
+        started = time.perf_counter()
+        with server as engine:
+            starts.append((base.spec.name, time.perf_counter() - started))
+            engine = replace(engine, version=engine_package_version(server.command()[0]))
+            for task in tasks:
+                samples = task.samples(args.split)[:args.limit]
+                rows.append(compare(base, engine, task, samples, args.batch_size))
+                print(rows[-1]["model"], task.name, f"hf {rows[-1]['hf_tok_s']:.0f} tok/s, vllm {rows[-1]['vllm_tok_s']:.0f}",
+                      flush=True)
+            for adapter in adapters:
+                loaded = load_model(name, adapter=adapter, defer_weights=True)
+                task = next(t for t in tasks if t.name == read_adapter(adapter).task)
+                rows.append(compare(loaded, engine, task, task.samples(args.split)[:args.limit], args.batch_size))
+    for model, seconds in starts:
+        print(f"vLLM server start for {model}: {seconds:.0f} s")
+    fmt = lambda v: f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]" if v[1] is not None else f"{v[0]:.3f}"  # noqa: E731
+    headers = ["model", "task", "N", "hf s", "hf tok/s", "vLLM s", "vLLM tok/s", "tok/s ratio", "wall ratio",
+               "identical", "metric", "hf", "vLLM"]
+    table = [[r["model"], r["task"], r["n"], r["hf_seconds"], r["hf_tok_s"], r["vllm_seconds"], r["vllm_tok_s"],
+              r["vllm_tok_s"] / r["hf_tok_s"] if r["hf_tok_s"] else None, r["speedup_wall"],
+              f"{r['identical']}/{r['n']}", r["metric"], fmt(r["hf_metric"]), fmt(r["vllm_metric"])] for r in rows]
+    totals = {"hf_seconds": sum(r["hf_seconds"] for r in rows), "vllm_seconds": sum(r["vllm_seconds"] for r in rows),
+              "server_start_seconds": dict(starts)}
+    print_and_save(table, headers, rows, args.out, totals=totals)
+    print(f"total generation: hf {totals['hf_seconds']:.0f} s, vLLM {totals['vllm_seconds']:.0f} s "
+          f"({totals['hf_seconds'] / max(totals['vllm_seconds'], 1e-9):.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

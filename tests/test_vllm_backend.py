@@ -1,0 +1,75 @@
+"""The vllm backend on a real model: a vLLM server slmbench starts on 127.0.0.1, then stops.
+
+Marker `engines` (not in the default run: the first server start compiles for 1-3 minutes on a CPU).
+`make test-engines` builds .venv-vllm (`make engines`) and runs these; without vLLM they skip with
+the command that installs it.
+"""
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.engines, pytest.mark.real_model]
+MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def engine_python():
+    from slmbench.vllm_server import EngineMissing, engine_python
+
+    try:
+        return engine_python()
+    except EngineMissing as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def smollm2_adapter(tmp_path_factory):
+    """A LoRA adapter on SmolLM2 with random (non-zero) B matrices, so it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from slmbench.loading import load_model
+
+    base = load_model(MODEL, dtype="float32")
+    torch.manual_seed(0)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    folder = tmp_path_factory.mktemp("adapters") / MODEL / "iris" / "random"
+    peft_model = get_peft_model(base.model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.mul_(0.05)  # small enough to keep the model talking, large enough to change it
+    peft_model.save_pretrained(folder)
+    (folder / "training_config.json").write_text(json.dumps({
+        "base_model_name": MODEL, "base_weights_hash": base.weights_hash, "task": "iris", "preset": "random"}))
+    return folder
+
+
+def rows_and_outputs(out, run_dir_glob="*"):
+    from slmbench.bench.samples_log import read_run
+
+    rows = {row["case_id"]: row for row in json.loads((out / "lb.json").read_text())["rows"]}
+    runs = sorted((out / "results").glob(run_dir_glob), key=lambda p: p.stat().st_mtime)
+    return rows, read_run(runs[-1])
+
+
+def test_vllm_serves_the_base_model_and_its_adapter_with_the_hf_engine_outputs(bench, engine_python, smollm2_adapter):
+    run, out = bench
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
+    served = run(*options, "--bench-backend", "vllm", limit="30", subprocess=True)
+    assert "Traceback" not in served.stdout.str(), served.stdout.str()[-3000:]
+    vllm_rows, vllm_outputs = rows_and_outputs(out)
+    local = run(*options, limit="30")
+    hf_rows, hf_outputs = rows_and_outputs(out)
+    assert set(vllm_rows) == set(hf_rows) == {f"{MODEL}::iris", f"{MODEL}+lora-random::iris"}
+    for case_id in hf_rows:
+        assert vllm_rows[case_id]["provenance"]["backend"] == "vllm"
+        assert vllm_rows[case_id]["provenance"]["engine"].startswith("vllm ")
+        same = sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf_outputs[case_id], vllm_outputs[case_id]))
+        # bf16 kernels differ between the engines: a near-tied token may flip, most outputs must not
+        assert same >= 24, f"{case_id}: only {same}/30 greedy outputs identical"
+        for metric in ("json_valid", "accuracy"):
+            hf, vl = hf_rows[case_id]["metrics"][metric], vllm_rows[case_id]["metrics"][metric]
+            assert hf["low"] <= vl["value"] <= hf["high"], (case_id, metric, hf, vl)
+    assert local.ret in (0, 1)
