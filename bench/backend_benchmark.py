@@ -24,9 +24,8 @@ from slmbench.loading import load_model
 from slmbench.paths import adapters_root
 from slmbench.registry import OFFLINE_MODELS
 from slmbench.tasks import resolve_task, task_names
-from slmbench.vllm_server import VllmServer
+from slmbench.vllm_server import VllmServer, engine_package_version
 
-from slmbench.bench.backends import engine_package_version
 from slmbench.bench.report import print_and_save
 
 

