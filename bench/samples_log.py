@@ -31,13 +31,22 @@ def sample_rows(case_id: str, task: Task, evaluation: Evaluation) -> list[dict]:
     for sample, completion, score in zip(evaluation.samples, evaluation.run.completions, evaluation.result.scores):
         rows.append({
             "case_id": case_id, "sample_id": sample.id, "input": sample.input, "reference": sample.target,
-            "prompt_sha256": hashlib.sha256(completion.prompt.encode("utf-8")).hexdigest(),
+            "prompt_sha256": prompt_sha256(completion.prompt),
+            "fewshot_ids": list(getattr(completion.prompt, "example_ids", ())),
             "output": completion.text, "parsed": parse_json_output(completion.text)[0] if task.is_json else None,
             "finish_reason": completion.finish_reason, "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens, "stats": dict(score.stats),
             "explanation": score.explanation, "details": dict(score.details),
         })
     return rows
+
+
+def prompt_sha256(prompt) -> str:
+    """Hash of the prompt as the task built it: the text, or a few-shot prompt's examples and query."""
+    if not isinstance(prompt, str):  # FewShotPrompt: worked examples (prompt, answer) then the query
+        prompt = json.dumps({"examples": [list(pair) for pair in prompt.examples], "query": prompt.query},
+                            ensure_ascii=False)
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
 def log_name(case_id: str) -> str:

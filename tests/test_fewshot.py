@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from slmbench.bench.samples_log import read_run
 from slmbench.cache import GenerationCache, generation_key
 from slmbench.cli import main
 from slmbench.errors import DatasetError
@@ -168,10 +169,14 @@ def test_the_adapter_delta_is_against_the_best_base_row(pytester, tmp_path, monk
     _put_outputs(base, task_prompts(BIOQA, samples), map(_answer, samples, zero_right))
     _put_outputs(adapted, task_prompts(BIOQA, samples), map(_answer, samples, adapter_right))
     board = tmp_path / "lb.json"
-    pytester.runpytest(str(BENCH), "-p", "no:cacheprovider", "--bench-models", "tiny-random-llama", "--bench-tasks",
-                       "bioqa", "--bench-limit", "4", "--bench-dtype", "float32", "--bench-fewshot", "2",
-                       "--bench-classical", "none", "--bench-store", "none", "--bench-leaderboard", str(tmp_path / "lb.md"),
-                       "--bench-json", str(board), "-k", "not tokens_per_sec")
+    result = pytester.runpytest(str(BENCH), "-p", "no:cacheprovider", "--bench-models", "tiny-random-llama",
+                                "--bench-tasks", "bioqa", "--bench-limit", "4", "--bench-dtype", "float32",
+                                "--bench-fewshot", "2", "--bench-classical", "none", "--bench-store", "none",
+                                "--bench-leaderboard", str(tmp_path / "lb.md"), "--bench-json", str(board),
+                                "-k", "not tokens_per_sec")
+    assert "error" not in result.parseoutcomes()  # every case, K-shot included, wrote its per-sample log
+    logs = {row["case_id"]: row for rows in read_run(next((tmp_path / "results").iterdir())).values() for row in rows}
+    assert len(logs["tiny-random-llama+2shot::bioqa"]["fewshot_ids"]) == 2
     rows = {r["case_id"]: r for r in json.loads(board.read_text())["rows"]}
     assert [r["speed"]["cache_hits"] for r in rows.values()] == [4, 4, 4]  # every output is an injected one
     (found,) = json.loads(board.read_text())["deltas"]
