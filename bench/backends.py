@@ -94,7 +94,9 @@ def provenance(engine) -> dict:
         from slmbench.cache import library_version
 
         return {"backend": "hf", "engine": f"transformers {library_version('transformers')}"}
-    return {"backend": engine.name, "engine": engine.version or "unknown", "server_url": engine.base_url,
+    from slmbench.server_engine import server_version
+
+    return {"backend": engine.name, "engine": engine.version or server_version(engine), "server_url": engine.base_url,
             "concurrency": engine.concurrency, "structured_outputs": engine.structured}
 
 

@@ -22,7 +22,7 @@ from slmbench.tasks import resolve_task
 from slmbench.tasks.core import JSON_METRICS, Task
 from slmbench.tasks.data_sources import parse_data_option, with_data
 
-from slmbench.bench import html_report, leaderboard, store
+from slmbench.bench import leaderboard, store
 from slmbench.bench.backends import BACKENDS, Backends, BackendUnavailable, default_base_url
 from slmbench.bench.backends import provenance as backend_provenance
 from slmbench.bench.baseline import baseline_document, load_baseline
@@ -325,6 +325,8 @@ class BenchSession:
             return
         self.report_path = partial_path(path) if self.board.get("partial") else path
         try:
+            from slmbench.bench import html_report  # matplotlib: imported when a report is written, not per session
+
             html_report.write_report(self.report_path, records, self.samples, self.run_id)
         except OSError as error:
             self.problems.append(f"the report was not written: {error}")

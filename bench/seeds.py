@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy import stats
 
 SEED_SUFFIX = re.compile(r"-seed(\d+)$")
 
@@ -53,6 +52,8 @@ def summarise(runs: list[dict]) -> dict:
 def t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
     """Half-width of the t-interval of the mean of `values` (k - 1 degrees of freedom)."""
     k = len(values)
+    from scipy import stats  # 1-2 s to import: only when a seed interval is computed, not per pytest session
+
     return float(stats.t.ppf((1 + confidence) / 2, k - 1) * values.std(ddof=1) / np.sqrt(k))
 
 

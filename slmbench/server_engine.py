@@ -166,12 +166,12 @@ _VERSIONS: dict[str, str] = {}
 
 
 def server_version(engine: ServerEngine) -> str:
-    """The server's own version where it reports one (vLLM's /version), else "unknown"; asked once."""
+    """"server <version>" where the server reports one (vLLM's /version), else "unknown"; asked once."""
     if engine.base_url not in _VERSIONS:
         try:
             root = engine.base_url.rstrip("/").removesuffix("/v1")
             with urllib.request.urlopen(f"{root}/version", timeout=5.0) as answer:
-                _VERSIONS[engine.base_url] = f"{engine.name} {json.loads(answer.read())['version']}"
+                _VERSIONS[engine.base_url] = f"server {json.loads(answer.read())['version']}"
         except Exception:  # no /version route, or not JSON: servers differ, none of it is an error
             _VERSIONS[engine.base_url] = "unknown"
     return _VERSIONS[engine.base_url]

@@ -14,6 +14,7 @@ import pytest
 # interpreter (a segfault in a later garbage collection). The bench plugin imports torch only when a
 # case runs, so the heavy modules are imported here, before any pytester run, and stay in every snapshot.
 import slmbench.bench.classical  # noqa: F401,E402  (scikit-learn, python-crfsuite, sentence-transformers)
+import slmbench.bench.html_report  # noqa: F401,E402  (matplotlib, jinja2)
 import slmbench.bench.records  # noqa: F401,E402
 import slmbench.bench.samples_log  # noqa: F401,E402
 import slmbench.evaluation  # noqa: F401,E402  (torch, transformers)

@@ -73,3 +73,25 @@ def test_vllm_serves_the_base_model_and_its_adapter_with_the_hf_engine_outputs(b
             hf, vl = hf_rows[case_id]["metrics"][metric], vllm_rows[case_id]["metrics"][metric]
             assert hf["low"] <= vl["value"] <= hf["high"], (case_id, metric, hf, vl)
     assert local.ret in (0, 1)
+
+
+def test_openai_backend_against_a_real_server_started_here(bench, engine_python):
+    """`vllm serve` as a user would run it, benched through the generic OpenAI client (chat API)."""
+    from slmbench.loading import load_model
+    from slmbench.vllm_server import VllmServer
+
+    run, out = bench
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris"]
+    run(*options, limit="10")
+    _, hf_outputs = rows_and_outputs(out)
+    loaded = load_model(MODEL, defer_weights=True)
+    with VllmServer(MODEL, loaded.checkpoint_dir) as engine:
+        result = run(*options, "--bench-backend", "openai", "--bench-base-url", engine.base_url, limit="10")
+    assert "Traceback" not in result.stdout.str()
+    rows, outputs = rows_and_outputs(out)
+    row = rows[f"{MODEL}::iris"]
+    assert row["provenance"]["backend"] == "openai" and row["provenance"]["engine"].startswith("server ")
+    # the chat API: the server renders the model's chat template, which must give the prompts we render
+    hf, served = hf_outputs[f"{MODEL}::iris"], outputs[f"{MODEL}::iris"]
+    assert len(served) == 10 and all(sample["completion_tokens"] > 0 for sample in served)
+    assert sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf, served)) >= 8
