@@ -37,7 +37,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 # `slmbench main` trains, then runs pytest on the bench with the arguments after `--`, in one progress
 # view: the plan with its estimated training time (from the train tokens/s measured here), a bar per
 # pair with the training time left, then one line per bench case; without a terminal (or CI=true)
-# one line per finished pair or case. Its exit status is pytest's: 1 means some case is below a
+# one line per finished pair or case. Its exit status is pytest's (7 when a case's tests errored: a case that
+# could not be evaluated fails the job): 1 means some case is below a
 # threshold: the leaderboard and the test summary report it, and the main job still succeeded. Any
 # other non-zero exit (errors, usage, nothing collected, a failed training) fails.
 # Only model x task pairs with no adapter yet (any preset) are trained, so only the first run trains

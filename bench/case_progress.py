@@ -9,7 +9,8 @@ which case is generating while its letters follow, and ends when its last test f
 which shows whole lines, gets exactly one line per finished case. The same output suits both, so
 there is no separate no-TTY mode. Without -q (pytest writes file names or a line per test) the
 case's line is written whole when it finishes. Under pytest-xdist the controller holds no test
-items, and this stays silent.
+items, and this stays silent. A run in which a case's tests errored exits with CASE_ERRORS, not
+pytest's 1, so `slmbench main` fails on it while a case below a threshold does not fail the job.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections import Counter
 import pytest
 
 OUTCOMES = ("failed", "passed", "skipped", "error")  # in the order pytest's summary names them
+CASE_ERRORS = 7  # exit status when a case's tests errored: pytest says 1 for errors and failures alike, and
+# `slmbench main` must fail on an error (a case that could not be evaluated), not on a case below a threshold
 
 
 class CaseProgress:
@@ -80,6 +83,14 @@ class CaseProgress:
             self.terminal.write(f" {line}\n", flush=True)
         else:
             self.terminal.write_line(f"{self.heading(case)}: {line}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        errors = sum(counts["error"] for counts in self.outcomes.values())
+        if errors and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+            self.terminal.write_line(f"bench: {errors} tests errored (cases that could not be evaluated, not "
+                                     f"thresholds missed): exit status {CASE_ERRORS}", red=True)
+            session.exitstatus = CASE_ERRORS
 
     def heading(self, case: str) -> str:
         return f"bench case {list(self.started).index(case) + 1}/{len(self.tests_left)} {case}"

@@ -44,3 +44,25 @@ def test_without_q_a_case_line_is_written_whole_when_it_finishes(run):
     result.stdout.fnmatch_lines(["*test_case*m::a-2* PASSED*", "bench case 1/2 m::a: 2 passed, 1 skipped, *s; *",
                                  "*test_case*m+lora-fast::a-0* PASSED*", "*test_case*m+lora-fast::a-2* FAILED*",
                                  "bench case 2/2 m+lora-fast::a: 1 failed, 1 passed, 1 skipped, *s"])
+
+
+def test_a_case_whose_tests_errored_exits_with_its_own_status_and_a_failure_does_not(pytester):
+    from slmbench.bench.case_progress import CASE_ERRORS
+
+    pytester.makepyfile(test_suite=SUITE + """
+
+@pytest.fixture
+def broken():
+    pytest.fail("could not evaluate the case", pytrace=False)
+
+
+@pytest.mark.parametrize("bench_case", [SimpleNamespace(id="m::b")], ids=lambda value: value.id)
+def test_errors(bench_case, broken):
+    pass
+""")
+    options = ["-p", "no:slmbench.bench.plugin", "-p", "slmbench.bench.case_progress", "-p", "no:cacheprovider", "-q"]
+    errored = pytester.runpytest(*options)
+    assert errored.ret == CASE_ERRORS
+    errored.stdout.fnmatch_lines(["*bench: 1 tests errored (cases that could not be evaluated*"])
+    assert pytester.runpytest(*options, "-k", "not errors").ret == pytest.ExitCode.TESTS_FAILED
+
