@@ -84,8 +84,9 @@ class ServerEngine:
         """Raise ServerUnavailable unless the server answers (within 5 s) and serves the model."""
         if self.start is not None:
             self.start()
+        client = self.client(timeout=5.0, retries=0)  # outside the try: a broken client is no down server
         try:
-            served = [m.id for m in self.client(timeout=5.0, retries=0).models.list()]
+            served = [m.id for m in client.models.list()]
         except Exception as error:  # connection refused, timeout, garbage: the openai client's errors vary
             raise ServerUnavailable(f"no OpenAI-compatible server answers at {self.base_url} "
                                     f"({type(error).__name__}: {error})") from None
