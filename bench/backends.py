@@ -9,7 +9,6 @@ reason; the check takes seconds, so a down server never hangs a run.
 
 from __future__ import annotations
 
-import os
 
 from slmbench.errors import SlmbenchError
 
@@ -99,7 +98,4 @@ def provenance(engine) -> dict:
     return {"backend": engine.name, "engine": engine.version or server_version(engine), "server_url": engine.base_url,
             "concurrency": engine.concurrency, "structured_outputs": engine.structured}
 
-
-def default_base_url() -> str:
-    return os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
 

@@ -16,6 +16,7 @@ import pytest
 from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
 from slmbench.defaults import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DTYPE_NAMES
+from slmbench.serving import default_base_url
 from slmbench.errors import SlmbenchError
 from slmbench.prompting import FewShot, shots_option
 from slmbench.tasks import resolve_task
@@ -23,7 +24,7 @@ from slmbench.tasks.core import JSON_METRICS, Task
 from slmbench.tasks.data_sources import parse_data_option, with_data
 
 from slmbench.bench import leaderboard, store
-from slmbench.bench.backends import BACKENDS, Backends, BackendUnavailable, default_base_url
+from slmbench.bench.backends import BACKENDS, Backends, BackendUnavailable
 from slmbench.bench.backends import provenance as backend_provenance
 from slmbench.bench.baseline import baseline_document, load_baseline
 from slmbench.bench.board_files import BoardFiles, partial_path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 from tqdm.auto import tqdm
@@ -115,12 +116,17 @@ def context_window(loaded: LoadedModel) -> int | None:
     if loaded.weights_loaded or loaded.checkpoint_dir is None:
         config = loaded.model.config
     else:  # deferred weights (a server generates): the config file says it without loading them
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(loaded.checkpoint_dir, local_files_only=True)
+        config = _checkpoint_config(loaded.checkpoint_dir)
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     limits = (getattr(config, "max_position_embeddings", None), getattr(loaded.tokenizer, "model_max_length", None))
     return min((int(n) for n in limits if isinstance(n, int) and 0 < n < UNSET_LENGTH), default=None)
+
+
+@lru_cache(maxsize=8)  # asked once per prompt: read the file once per checkpoint
+def _checkpoint_config(directory):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(directory, local_files_only=True)
 
 
 def prompt_overflow(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int) -> str | None:

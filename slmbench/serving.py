@@ -19,13 +19,18 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="hf", choices=list(BACKENDS),
                         help="what generates: hf (transformers here), vllm (a vLLM server started for this command; "
                              "`make engines`) or openai (any OpenAI-compatible server at --base-url)")
-    parser.add_argument("--base-url", default=os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+    parser.add_argument("--base-url", default=default_base_url(),
                         help="server of --backend openai (default $OPENAI_BASE_URL or http://127.0.0.1:8000/v1)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the server's API key")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_BATCH_SIZE, help="requests in flight to a server")
     parser.add_argument("--structured", action="store_true",
                         help="server backends: constrain JSON tasks' outputs to the task's JSON Schema")
     parser.add_argument("--vllm-args", default="", help="more `vllm serve` arguments for --backend vllm")
+
+
+def default_base_url() -> str:
+    """Where --backend openai looks for a server unless told: $OPENAI_BASE_URL, else vLLM's default port."""
+    return os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
 
 
 @contextmanager
