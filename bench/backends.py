@@ -43,7 +43,7 @@ class Backends:
             if url in self._down:
                 raise ServerUnavailable(self._down[url])
             engine = ServerEngine(url, "openai", api_key_env=self.option("api_key_env"),
-                                  concurrency=self.option("concurrency"), structured=self.option("structured"))
+                                  concurrency=self.option("concurrency"))
             if engine.served_name(loaded) not in self._checked:
                 try:
                     engine.check(loaded)
@@ -77,7 +77,7 @@ class Backends:
                 raise BackendUnavailable(f"the vLLM server of {model} has exited; log: {server.log_path}")
 
         return ServerEngine(f"http://127.0.0.1:{server.port}/v1", name="vllm", token_prompts=True,
-                            concurrency=self.option("concurrency"), structured=self.option("structured"),
+                            concurrency=self.option("concurrency"),
                             version=version, start=start)
 
     def close(self) -> None:
@@ -96,6 +96,6 @@ def provenance(engine) -> dict:
     from slmbench.server_engine import server_version
 
     return {"backend": engine.name, "engine": engine.version or server_version(engine), "server_url": engine.base_url,
-            "concurrency": engine.concurrency, "structured_outputs": engine.structured}
+            "concurrency": engine.concurrency}
 
 

@@ -2,15 +2,16 @@
 
 A case id reads as a leaderboard key: ``smollm2-135m-instruct::iris`` for a base model,
 ``gemma3-270m+3shot::it_entities`` for the base model with 3 worked examples in each prompt,
-``gemma3-270m+lora-fast::it_entities`` for a model with an adapter. Classical baselines
-(``classical-knn::products``) are cases too; see bench/classical.py.
+``gemma3-270m+lora-fast::it_entities`` for a model with an adapter; ``+structured`` ends the label
+of a case whose outputs are constrained to the task's JSON Schema (``--bench-structured``). Classical
+baselines (``classical-knn::products``) are cases too; see bench/classical.py.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from slmbench.adapters import AdapterInfo, adapter_label, find_adapters, read_adapter
@@ -35,6 +36,7 @@ class Case:
     task: str
     adapter: Path | None = None
     shots: int = 0  # worked examples from the train split before each prompt (base models only)
+    structured: bool = False  # outputs constrained to the task's JSON Schema (JSON tasks only)
 
     @property
     def kind(self) -> str:
@@ -43,16 +45,20 @@ class Case:
 
     @property
     def variant(self) -> str:
-        """"base", ``<K>-shot``, or the adapter's label (``lora-<preset>``)."""
+        """"base", ``<K>-shot``, or the adapter's label (``lora-<preset>``); ``+structured`` when constrained."""
         if self.adapter is not None:
-            return adapter_label(self.adapter)
-        return f"{self.shots}-shot" if self.shots else BASE
+            variant = adapter_label(self.adapter)
+        else:
+            variant = f"{self.shots}-shot" if self.shots else BASE
+        return f"{variant}+structured" if self.structured else variant
 
     @property
     def label(self) -> str:
         if self.adapter is not None:
-            return f"{self.spec.name}+{self.variant}"
-        return f"{self.spec.name}+{self.shots}shot" if self.shots else self.spec.name
+            label = f"{self.spec.name}+{adapter_label(self.adapter)}"
+        else:
+            label = f"{self.spec.name}+{self.shots}shot" if self.shots else self.spec.name
+        return f"{label}+structured" if self.structured else label
 
     @property
     def id(self) -> str:
@@ -123,11 +129,13 @@ def select_tasks(names: list[str]) -> list[str]:
 
 
 def build_cases(model_names: list[str], task_names: list[str], adapter_option: list[str],
-                fewshot: int | None = None) -> list[Case]:
+                fewshot: int | None = None, structured: bool = False) -> list[Case]:
     """Every selected model × task: a model's base cases, then each adapter's (one model load each).
 
     Args:
         fewshot: K for the K-shot base cases; None takes each task's ``fewshot_k``, 0 adds none.
+        structured: follow each case of a JSON task with the same case constrained to the task's
+            JSON Schema, so the board shows constrained and free rows side by side.
     """
     models = select_models(model_names)
     tasks = select_tasks(task_names)
@@ -143,6 +151,10 @@ def build_cases(model_names: list[str], task_names: list[str], adapter_option: l
         if adapter.path not in used:
             raise SelectionError(f"--bench-adapters: {adapter.path} was trained for {adapter.base_model_name} on "
                                  f"{adapter.task or 'any task'}, which is not among the selected models and tasks")
+    if structured:
+        json_tasks = {task for task in tasks if resolve_task(task).is_json}
+        cases = [twin for case in cases
+                 for twin in ([case, replace(case, structured=True)] if case.task in json_tasks else [case])]
     return cases
 
 

@@ -93,6 +93,7 @@ class ClassicalCase:
     model = CLASSICAL
     adapter = None
     shots = 0
+    structured = False
 
     @property
     def baseline(self) -> Baseline:

@@ -27,7 +27,8 @@ def sort_records(records: list[dict]) -> list[dict]:
     task_order = {name: i for i, name in enumerate(task_names(include_loaded=True))}
     kind_order = {"base": 0, "adapter": 1, "classical": 2}
     return sorted(records, key=lambda r: (task_order.get(r["task"], 99), _kind(r) == "classical", r["model"],
-                                          kind_order.get(_kind(r), 1), r.get("shots", 0), r["variant"], r["split"]))
+                                          kind_order.get(_kind(r), 1), r.get("shots", 0), r["variant"],
+                                          r.get("structured", False), r["split"]))
 
 
 def _kind(record: dict) -> str:
@@ -100,9 +101,10 @@ def render_markdown(board: dict) -> str:
         if task in NO_BASELINE:
             parts += [f"{task}: {NO_BASELINE[task]}.", ""]
     parts.append("95% bootstrap intervals in brackets; Δ rows: adapter minus the model's best base row "
-                 "(0-shot or K-shot, by the task's headline metric; named in the row) on the same samples, "
-                 "paired bootstrap; * marks a Δ whose interval excludes 0. K-shot rows put K worked examples "
-                 "from the train split before each prompt. classical rows use no language model. "
+                 "(0-shot or K-shot, free or +structured, by the task's headline metric; named in the row) on the "
+                 "same samples, paired bootstrap; * marks a Δ whose interval excludes 0. K-shot rows put K worked "
+                 "examples from the train split before each prompt; +structured rows decode under the task's JSON "
+                 "Schema (structured outputs). classical rows use no language model. "
                  "(random weights) rows are smoke tests. tokens/s: generated tokens per second of the case's own "
                  "generation; (cached DATE): outputs and tokens/s came from the cache, timed on this machine on DATE "
                  "(--bench-retime times again). "
@@ -136,7 +138,8 @@ def _summary_label(row: dict) -> str:
     if _kind(row) == "classical":
         return "classical"
     if row.get("shots"):
-        return f"{row['model']}+few-shot" + (" (random weights)" if row.get("random_weights") else "")
+        return (f"{row['model']}+few-shot" + ("+structured" if row.get("structured") else "")
+                + (" (random weights)" if row.get("random_weights") else ""))
     return _label(row)
 
 

@@ -92,7 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-concurrency", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                     help=f"requests in flight to a server backend (default {DEFAULT_BATCH_SIZE})")
     group.addoption("--bench-structured", action="store_true",
-                    help="server backends: constrain JSON tasks' outputs to the task's JSON Schema")
+                    help="beside each case of a JSON task, run it again with its outputs constrained to the task's "
+                         "JSON Schema (structured outputs: llguidance on hf, `pip install 'slmbench[structured]'`; "
+                         "the server's own on vllm/openai); the rows end in +structured")
     group.addoption("--bench-vllm-args", default="", metavar="ARGS",
                     help="more `vllm serve` arguments for --bench-backend vllm, e.g. '--tensor-parallel-size 2'")
     group.addoption("--bench-retime", action="store_true",
@@ -135,7 +137,8 @@ class BenchSession:
         if self._cases is None:
             try:
                 cases = build_cases(self.option("models") or default_models(), self.option("tasks") or default_tasks(),
-                                    self.option("adapters"), fewshot=self.option("fewshot"))
+                                    self.option("adapters"), fewshot=self.option("fewshot"),
+                                    structured=self.option("structured"))
                 self._cases = cases + classical_cases(list(dict.fromkeys(c.task for c in cases)),
                                                       self.option("classical"))
                 self.thresholds = load_thresholds(Path(self.option("thresholds")))  # may name the tasks just loaded
@@ -206,7 +209,7 @@ class BenchSession:
         # that installed slmbench imports this plugin, most never run a bench case.
         from slmbench.bench import samples_log
         from slmbench.bench.records import classical_record, make_record
-        from slmbench.evaluation import decoding_for, evaluate
+        from slmbench.evaluation import evaluate
 
         task = self.task(case.task)
         split, limit = self.option("split"), self.option("limit")
@@ -220,10 +223,10 @@ class BenchSession:
             loaded, cache = self._load(case), GenerationCache()
             server = self.backends.server_for(case, loaded)
             evaluation = evaluate(loaded, task, samples, batch_size=self.option("batch_size"), cache=cache, server=server,
-                                  fewshot=FewShot(case.shots, self.option("fewshot_seed")))
+                                  fewshot=FewShot(case.shots, self.option("fewshot_seed")), structured=case.structured)
             record = make_record(case, task, split, limit, loaded, evaluation, self.option("batch_size"))
             record["provenance"].update(backend_provenance(server))
-            speed = CaseSpeed.of(loaded, [c.prompt for c in evaluation.run.completions], decoding_for(task),
+            speed = CaseSpeed.of(loaded, [c.prompt for c in evaluation.run.completions], evaluation.decoding,
                                  self.option("batch_size"), cache, server, task.schema if task.is_json else None)
             record["speed"].update(speed.from_run(evaluation.run))
             self._speeds[case.id] = speed

@@ -73,6 +73,7 @@ def result_record(case: Case | ClassicalCase, task: Task, split: str, limit: int
                       "high": result.intervals.get(name, (None, None))[1]} for name, value in result.values.items()}
     return {
         "case_id": case.id, "model": model, "variant": case.variant, "kind": case.kind, "shots": case.shots,
+        "structured": case.structured,
         "task": case.task, "split": split, "limit": limit, "n": result.n, "random_weights": random_weights,
         "metrics": metrics,
         "speed": {"tokens_per_sec": None, "eval_seconds": evaluation.seconds,

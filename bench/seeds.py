@@ -12,13 +12,14 @@ import re
 
 import numpy as np
 
-SEED_SUFFIX = re.compile(r"-seed(\d+)$")
+SEED_SUFFIX = re.compile(r"-seed(\d+)(?=(\+structured)?$)")
 
 
 def variant_family(variant: str) -> tuple[str, int]:
-    """`lora-fast-seed2` -> (`lora-fast`, 2); a variant without the suffix is seed 0."""
+    """`lora-fast-seed2` -> (`lora-fast`, 2), `lora-fast-seed2+structured` -> (`lora-fast+structured`, 2);
+    a variant without the suffix is seed 0."""
     match = SEED_SUFFIX.search(variant)
-    return (variant[:match.start()], int(match.group(1))) if match else (variant, 0)
+    return (variant[:match.start()] + variant[match.end():], int(match.group(1))) if match else (variant, 0)
 
 
 def seed_summaries(records: list[dict]) -> list[dict]:

@@ -100,17 +100,17 @@ class CaseSpeed:
     machine: dict
 
     server: ServerEngine | None = None  # the server that generates (None: transformers here)
-    schema: dict | None = None  # what a structured-output server constrains to
+    schema: dict | None = None  # the task's JSON Schema (what structured decoding constrains to)
 
     @classmethod
     def of(cls, loaded, prompts: list[Prompt], decoding: DecodingConfig, batch_size: int,
            cache: GenerationCache, server: ServerEngine | None = None, schema: dict | None = None) -> CaseSpeed:
-        from slmbench.generation import server_identity
-
         machine = machine_fingerprint(loaded)
-        identity = server_identity(server, loaded, schema)
+        identity = server.identity(loaded) if server is not None else None
+        constrained_to = schema if decoding.structured else None
         material = {"kind": "tokens_per_sec", "format": FORMAT, "batch_size": batch_size, "machine": machine,
-                    "outputs": [generation_key(loaded, loaded.render(p), decoding, identity) for p in prompts]}
+                    "outputs": [generation_key(loaded, loaded.render(p), decoding, identity, constrained_to)
+                                for p in prompts]}
         if server is not None:
             material["concurrency"] = server.concurrency
         key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -25,7 +25,7 @@ from slmbench.paths import cache_root
 log = logging.getLogger(__name__)
 FORMAT = 2  # layout of the key material below; the engine's own code is hashed into it (engine_version)
 _UNWRITABLE: set[Path] = set()  # cache roots a write failed in: warned once per process, then skipped
-ENGINE_SOURCES = ("generation.py", "jsontext.py")  # decoding loop, stop rules and JSON end detection
+ENGINE_SOURCES = ("generation.py", "jsontext.py", "constrained.py")  # decoding loop, stop rules, JSON end, schema mask
 SERVER_ENGINE_SOURCES = ("server_engine.py", "jsontext.py")  # requests to a server, and where its text is cut
 
 
@@ -44,11 +44,13 @@ def library_version(package: str) -> str:
         return "absent"
 
 
-def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None = None) -> str:
+def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None = None,
+                   schema: dict | None = None) -> str:
     """Hash of everything that can change a greedy completion.
 
     `server` is a server engine's identity (slmbench.server_engine: backend, server version, served
-    name...); without it the completion comes from transformers in this process.
+    name...); without it the completion comes from transformers in this process. `schema` is the
+    JSON Schema structured decoding constrains to (None when unconstrained).
     """
     material = {
         "format": FORMAT,
@@ -64,6 +66,10 @@ def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None =
     }
     if server is not None:
         material["engine"] = {**server, "client": engine_version(SERVER_ENGINE_SOURCES)}
+    if schema is not None:
+        material["schema"] = schema
+        if server is None:  # the grammar engine's version changes what it allows
+            material["versions"]["llguidance"] = library_version("llguidance")
     if loaded.adapter_merged:  # merged weights round differently from separate LoRA layers (bf16)
         material["adapter_merged"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

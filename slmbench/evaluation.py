@@ -27,16 +27,19 @@ class Evaluation:
     result: TaskResult
     seconds: float  # generation (zero-ish when cached) plus scoring
     fewshot: FewShot | None = None  # worked examples in each prompt (None: 0-shot)
+    decoding: DecodingConfig = DecodingConfig()  # how the outputs were decoded
 
 
-def decoding_for(task: Task) -> DecodingConfig:
-    """The decoding settings every evaluation of `task` uses (greedy, the task's token budget)."""
-    return DecodingConfig(max_new_tokens=task.max_new_tokens, stop_at_json_end=task.is_json)
+def decoding_for(task: Task, structured: bool = False) -> DecodingConfig:
+    """The decoding settings every evaluation of `task` uses (greedy, the task's token budget);
+    `structured` constrains a JSON task's outputs to its JSON Schema (ignored for text tasks)."""
+    return DecodingConfig(max_new_tokens=task.max_new_tokens, stop_at_json_end=task.is_json,
+                          structured=structured and task.is_json)
 
 
 def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_size: int = DEFAULT_BATCH_SIZE,
              cache: GenerationCache | None = None, resamples: int = 1000, fewshot: FewShot | None = None,
-             server: ServerEngine | None = None) -> Evaluation:
+             server: ServerEngine | None = None, structured: bool = False) -> Evaluation:
     """Generate one output per sample and score them with 95% bootstrap intervals.
 
     With `fewshot`, each prompt starts with K worked examples from the task's train split.
@@ -44,14 +47,15 @@ def evaluate(loaded: LoadedModel, task: Task, samples: list[Sample], *, batch_si
     empty output (a failure on every metric that needs an answer), explained "not generated:
     prompt is N tokens, context M", and still counted in N. With `server`, an OpenAI-compatible
     server generates (slmbench.server_engine); a sample it gives no usable answer for is scored as empty too.
+    With `structured`, a JSON task's outputs are constrained to its JSON Schema (see decoding_for).
     """
-    started, decoding = time.perf_counter(), decoding_for(task)
+    started, decoding = time.perf_counter(), decoding_for(task, structured)
     run = generate(loaded, task_prompts(task, samples, fewshot), decoding, batch_size=batch_size, cache=cache,
                    server=server, schema=task.schema if task.is_json else None)
     result = score_outputs(task, [c.text for c in run.completions], samples, resamples=resamples)
     result = replace(result, scores=[_explain_not_generated(loaded, decoding, score, completion)
                                      for score, completion in zip(result.scores, run.completions)])
-    return Evaluation(samples, run, result, time.perf_counter() - started, fewshot)
+    return Evaluation(samples, run, result, time.perf_counter() - started, fewshot, decoding)
 
 
 def _explain_not_generated(loaded: LoadedModel, decoding: DecodingConfig, score: SampleScore,

@@ -6,6 +6,7 @@ the cache at once, so reruns generate nothing and interrupted runs resume.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -13,7 +14,7 @@ from functools import lru_cache
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from slmbench.cache import GenerationCache, generation_key
 from slmbench.defaults import DEFAULT_BATCH_SIZE
@@ -34,6 +35,7 @@ class DecodingConfig:
     max_new_tokens: int = 256  # upper bound on completion length; longer = slower worst case
     stop_at_json_end: bool = False  # stop once the first top-level JSON value closes (JSON tasks)
     min_new_tokens: int = 0  # benchmarks force fixed-length decodes with this; 0 for evaluation
+    structured: bool = False  # constrain completions to the JSON Schema `generate` is given (structured outputs)
 
 
 @dataclass(frozen=True)
@@ -160,11 +162,16 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
         progress: show a tqdm bar; None shows it only on a terminal.
         server: generate through this OpenAI-compatible server (vLLM, llama.cpp...) instead of
             transformers; the model's weights are then never loaded here.
-        schema: the JSON Schema a server with `structured` outputs constrains completions to.
+        schema: the JSON Schema completions are constrained to when `decoding.structured` (on the hf
+            backend through slmbench.constrained, on a server through its structured outputs).
     """
+    if decoding.structured and schema is None:
+        raise ValueError("structured decoding needs the JSON Schema to constrain to")
+    schema = schema if decoding.structured else None
     rendered = [loaded.render(p) for p in prompts]
-    identity = server_identity(server, loaded, schema)
-    keys = [generation_key(loaded, text, decoding, identity) for text in rendered] if cache else [None] * len(prompts)
+    identity = server.identity(loaded) if server is not None else None
+    keys = ([generation_key(loaded, text, decoding, identity, schema) for text in rendered] if cache
+            else [None] * len(prompts))
     results: list[Completion | None] = [None] * len(prompts)
     for index, key in enumerate(keys):
         record = cache.get(key) if cache else None
@@ -182,7 +189,7 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
               leave=False) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            completions, elapsed = _generate_batch(loaded, [rendered[i] for i in batch], decoding, static_cache)
+            completions, elapsed = _generate_batch(loaded, [rendered[i] for i in batch], decoding, static_cache, schema)
             for index, completion in zip(batch, completions):
                 results[index] = Completion(**{**asdict(completion), "prompt": prompts[index]})
                 if cache:
@@ -191,16 +198,6 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
             seconds += elapsed
             bar.update(len(batch))
     return GenerationRun(list(results), generated_tokens, seconds)
-
-
-def server_identity(server: ServerEngine | None, loaded: LoadedModel, schema: dict | None) -> dict | None:
-    """What the cache keys keep about the server engine (None: transformers in this process)."""
-    if server is None:
-        return None
-    identity = server.identity(loaded)
-    if server.structured and schema is not None:
-        identity["schema"] = schema
-    return identity
 
 
 def _generate_on_server(server: ServerEngine, loaded: LoadedModel, prompts: list[Prompt], rendered: list[str],
@@ -234,7 +231,7 @@ def _refuse_over_long(loaded: LoadedModel, lengths: dict[int, int], decoding: De
 
 
 def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingConfig,
-                    static_cache: bool) -> tuple[list[Completion], float]:
+                    static_cache: bool, schema: dict | None = None) -> tuple[list[Completion], float]:
     tokenizer = loaded.tokenizer
     encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not loaded.chat)
     encoded = encoded.to(next(loaded.model.parameters()).device)
@@ -246,9 +243,15 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingCon
         eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id,
         cache_implementation="static" if static_cache else None,
     )
-    started = time.perf_counter()
+    processors = LogitsProcessorList()
+    if schema is not None:
+        from slmbench.constrained import SchemaLogitsProcessor  # llguidance, an optional dependency
+
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else eos_ids[0]
+        processors.append(SchemaLogitsProcessor(tokenizer, json.dumps(schema, sort_keys=True), eos))
+    started = time.perf_counter()  # the schema's grammar compiles above: once per process, not timed
     with torch.inference_mode():
-        output = loaded.model.generate(**encoded, generation_config=config,
+        output = loaded.model.generate(**encoded, generation_config=config, logits_processor=processors,
                                        stopping_criteria=StoppingCriteriaList([json_end] if json_end else []))
     elapsed = time.perf_counter() - started
     completions = []

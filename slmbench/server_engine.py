@@ -53,7 +53,6 @@ class ServerEngine:
     timeout: float = 300.0  # seconds per request
     retries: int = 2  # retries per request on connection errors, 429 and 5xx, with exponential backoff
     token_prompts: bool = False  # send token ids to the Completions API (exact prompts; vLLM)
-    structured: bool = False  # constrain JSON tasks' outputs to their JSON Schema (server-side)
     served: dict = field(default_factory=dict, hash=False, compare=False)  # local label -> served model name
     version: str | None = None  # the server's name and version when known before it runs (managed vLLM)
     start: Callable[[], None] | None = field(default=None, hash=False, compare=False)  # called before the
@@ -74,8 +73,7 @@ class ServerEngine:
     def identity(self, loaded) -> dict:
         """What the generation cache key keeps about this engine (and what records show)."""
         identity = {"name": self.name, "server": self.version or server_version(self),
-                    "model": self.served_name(loaded), "prompts": "token ids" if self.token_prompts else "api",
-                    "structured": self.structured}
+                    "model": self.served_name(loaded), "prompts": "token ids" if self.token_prompts else "api"}
         if self.start is None:  # a server someone else runs: its address is part of what it is
             identity["url"] = self.base_url
         return identity
@@ -132,7 +130,7 @@ class ServerEngine:
         extra = {"min_tokens": decoding.min_new_tokens} if decoding.min_new_tokens else {}
         if loaded.stop_ids:
             extra["stop_token_ids"] = list(loaded.stop_ids)
-        if schema is not None and self.structured:
+        if schema is not None and decoding.structured:  # vLLM's structured outputs (its guided decoding)
             extra["structured_outputs"] = {"json": schema}
         use_chat = loaded.chat and not self.token_prompts
         if use_chat:

@@ -23,8 +23,6 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                         help="server of --backend openai (default $OPENAI_BASE_URL or http://127.0.0.1:8000/v1)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the server's API key")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_BATCH_SIZE, help="requests in flight to a server")
-    parser.add_argument("--structured", action="store_true",
-                        help="server backends: constrain JSON tasks' outputs to the task's JSON Schema")
     parser.add_argument("--vllm-args", default="", help="more `vllm serve` arguments for --backend vllm")
 
 
@@ -45,8 +43,7 @@ def serving(loaded, args: argparse.Namespace):
     if args.backend == "hf":
         yield None
     elif args.backend == "openai":
-        engine = ServerEngine(args.base_url, "openai", api_key_env=args.api_key_env, concurrency=args.concurrency,
-                              structured=args.structured)
+        engine = ServerEngine(args.base_url, "openai", api_key_env=args.api_key_env, concurrency=args.concurrency)
         engine.check(loaded)
         yield engine
     else:
@@ -56,4 +53,4 @@ def serving(loaded, args: argparse.Namespace):
         server = VllmServer(loaded.spec.name, loaded.checkpoint_dir, adapters, dtype=loaded.dtype,
                             extra_args=args.vllm_args, concurrency=args.concurrency)
         with server as engine:
-            yield replace(engine, structured=args.structured, version=engine_package_version(server.command()[0]))
+            yield replace(engine, version=engine_package_version(server.command()[0]))

@@ -36,6 +36,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
     add_backend_arguments(parser)
+    parser.add_argument("--structured", action="store_true",
+                        help="constrain a JSON task's outputs to its JSON Schema (structured outputs; on the hf backend "
+                             "this needs `pip install 'slmbench[structured]'`)")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -49,10 +52,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fewshot = FewShot(args.fewshot, args.fewshot_seed)
     with serving(loaded, args) as server:
         evaluation = evaluate(loaded, task, samples, batch_size=args.batch_size,
-                              cache=None if args.no_cache else GenerationCache(), fewshot=fewshot, server=server)
+                              cache=None if args.no_cache else GenerationCache(), fewshot=fewshot, server=server,
+                              structured=args.structured)
     result = evaluation.result
     rows = [[name, f"{value:.4f}", "[{:.4f}, {:.4f}]".format(*result.intervals[name])] for name, value in result.values.items()]
     shots = f", {fewshot.k}-shot (seed {fewshot.seed})" if fewshot.k else ""
+    shots += ", structured outputs" if evaluation.decoding.structured else ""
     data_set = data_set_label(task.data_path(args.split))
     print(f"{loaded.label} on {task.name} ({args.split}: {data_set}, N={result.n}{shots}, "
           f"{evaluation.run.cache_hits} from cache)")
@@ -62,7 +67,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "model": loaded.spec.name, "label": loaded.label, "adapter": str(args.adapter) if args.adapter else None,
             "adapter_hash": loaded.adapter_hash, "model_hash": loaded.weights_hash, "dtype": loaded.dtype,
             "task": task.name, "task_version": task.version, "split": args.split, "data_set": data_set,
-            "annotated_types": annotated_types(samples), "n": result.n,
+            "annotated_types": annotated_types(samples), "n": result.n, "structured": evaluation.decoding.structured,
             "fewshot": fewshot_provenance(fewshot, [c.prompt for c in evaluation.run.completions], samples),
             "metrics": {name: {"value": v, "low": result.intervals[name][0], "high": result.intervals[name][1]}
                         for name, v in result.values.items()},
@@ -97,7 +102,8 @@ def _infer_each(args: argparse.Namespace, task: Task, loaded, server) -> int:
     skipped: list[int] = []  # stdin lines that were not UTF-8
     for index, document in enumerate(_documents(args, skipped), start=1):
         sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)
-        completion = generate(loaded, [task.prompt(sample)], decoding_for(task), batch_size=1, progress=False,
+        completion = generate(loaded, [task.prompt(sample)], decoding_for(task, args.structured), batch_size=1,
+                              progress=False,
                               server=server, schema=task.schema if task.is_json else None).completions[0]
         if completion.finish_reason == PROMPT_TOO_LONG:
             reason = prompt_overflow(loaded, completion.prompt_tokens, task.max_new_tokens)

@@ -28,6 +28,9 @@ def record(variant: str, accuracy: float, model: str = "m") -> dict:
 
 def test_variant_family_strips_the_seed():
     assert [variant_family(v) for v in ("lora-fast", "lora-fast-seed2")] == [("lora-fast", 0), ("lora-fast", 2)]
+    # a structured row's seeds form their own family, apart from the free rows
+    assert [variant_family(v) for v in ("lora-fast+structured", "lora-fast-seed2+structured")] == [
+        ("lora-fast+structured", 0), ("lora-fast+structured", 2)]
 
 
 def test_three_seeds_give_mean_t_interval_and_min_max():

@@ -169,3 +169,15 @@ def test_cli_commands_take_the_same_backends(server, capsys, tmp_path, monkeypat
                  "--document", json.dumps({"sepal_length": "low", "sepal_width": "low", "petal_length": "low",
                                            "petal_width": "low"})]) == 2
     assert f"no OpenAI-compatible server answers at {down}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("server", [(["tiny-random-llama"], "scripted")], indirect=True)
+def test_structured_rows_ask_the_server_for_its_structured_outputs_and_free_rows_do_not(bench, server):
+    from slmbench.tasks import resolve_task
+
+    run, out = bench
+    run("--bench-models", "tiny-random-llama", "--bench-tasks", "iris", "--bench-structured", *backend(server.url))
+    asked = [body.get("structured_outputs") for _, body in server.requests]
+    assert asked.count({"json": resolve_task("iris").schema}) == 3 and asked.count(None) == 3
+    rows = {row["case_id"] for row in json.loads((out / "lb.json").read_text())["rows"]}
+    assert rows == {"tiny-random-llama::iris", "tiny-random-llama+structured::iris"}
