@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
@@ -144,14 +144,14 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
         weights_hash = "random:" + state_dict_sha256(model)  # of the float32 weights: the same at every dtype
         model = _feed_lm_head_contiguous(model.to(DTYPES[dtype]))
         generation_config = model.generation_config
+        tokenizer_hash = tokenizer_sha256(tokenizer, generation_config)
     else:
         directory, weights_hash = _checkpoint_dir(spec, allow_download)
-        tokenizer, generation_config = _tokenizer(spec, directory), _generation_config(spec, directory)
+        tokenizer, generation_config, tokenizer_hash = _checkpoint_tokenizer(spec, directory)
         device = torch.get_default_device().type  # where from_pretrained puts weights without a device map
         model = DeferredWeights(partial(_weights, spec, directory, dtype, device), device)
-    loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash,
-                         tokenizer_hash=tokenizer_sha256(tokenizer, generation_config), checkpoint_dir=directory,
-                         stop_ids=_stop_ids(tokenizer, generation_config))
+    loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash, tokenizer_hash=tokenizer_hash,
+                         checkpoint_dir=directory, stop_ids=_stop_ids(tokenizer, generation_config))
     _prepare_tokenizer(loaded)
     loaded = attach_adapter(loaded, adapter, merge=merge_adapter) if adapter else loaded
     if not defer_weights:
@@ -177,10 +177,7 @@ def load_tokenizer(name: str) -> LoadedModel:
         tokenizer = byte_tokenizer(chat=bool(spec.chat))
     else:
         directory = Path(spec.location) if spec.kind == "path" else _checkpoint_dir(spec, allow_download=False)[0]
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ModelLoadError(f"{spec.name}: could not load a tokenizer from {directory}: {error}") from None
+        tokenizer = _tokenizer(spec, directory)
     return LoadedModel(spec, None, tokenizer, dtype="none", weights_hash="")
 
 
@@ -256,6 +253,18 @@ def safetensors_problem(path: Path) -> str | None:
     except Exception as error:  # safetensors raises its own SafetensorError, and OSError for I/O
         return str(error).strip().splitlines()[0][:200] or type(error).__name__
     return None
+
+
+@lru_cache(maxsize=4)
+def _checkpoint_tokenizer(spec: ModelSpec, directory: Path):
+    """(tokenizer, generation config, their hash) of a checkpoint, read once per process.
+
+    Gemma's 262k-token tokenizer takes 2-5 s to load and hash here; a bench loads the same base once
+    per adapter, so a warm run over five adapters spent most of its time on it. The tokenizer is
+    shared by those loads: code that changes one must change a copy (see training/merge.py).
+    """
+    tokenizer, generation_config = _tokenizer(spec, directory), _generation_config(spec, directory)
+    return tokenizer, generation_config, tokenizer_sha256(tokenizer, generation_config)
 
 
 def _tokenizer(spec: ModelSpec, directory: Path):

@@ -131,3 +131,18 @@ def test_the_tokenizer_hash_read_without_weights_is_that_of_the_loaded_model(tin
         (directory / "generation_config.json").unlink()
     loaded = load_model(str(directory), dtype="float32")
     assert loaded.tokenizer_hash == tokenizer_sha256(loaded.tokenizer, loaded.model.generation_config)
+
+
+def test_loads_of_one_checkpoint_read_its_tokenizer_once(tiny_checkpoint, monkeypatch):
+    """A bench loads a base once per adapter; the tokenizer (seconds for Gemma's) is read and hashed once."""
+    from slmbench import loading
+
+    directory, adapter = tiny_checkpoint
+    loading._checkpoint_tokenizer.cache_clear()
+    reads = []
+    real = loading._tokenizer
+    monkeypatch.setattr(loading, "_tokenizer", lambda *args: reads.append(args) or real(*args))
+    base = load_model(str(directory), dtype="float32", defer_weights=True)
+    adapted = load_model(str(directory), dtype="float32", adapter=adapter, defer_weights=True)
+    assert len(reads) == 1 and adapted.tokenizer is base.tokenizer
+    assert (adapted.tokenizer_hash, adapted.render("hello")) == (base.tokenizer_hash, base.render("hello"))

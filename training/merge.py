@@ -8,6 +8,7 @@ The result loads with `load_model("merged/smollm2-iris-fast")` and gives the sam
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path) -> Path:
         raise TrainingConfigError(f"{out_dir} exists and is not a merged model; choose another --out")
     loaded = load_model(base_model_of(adapter_dir), dtype="float32", adapter=adapter_dir, merge_adapter=True)
     merged = loaded.model
-    tokenizer = loaded.tokenizer
+    tokenizer = copy.copy(loaded.tokenizer)  # loads of this base share its tokenizer (slmbench.loading)
     if not loaded.chat:
         tokenizer.chat_template = None
     staging = out_dir.with_name(f".{out_dir.name}.partial")
