@@ -131,7 +131,8 @@ class ServerEngine:
         if loaded.stop_ids:
             extra["stop_token_ids"] = list(loaded.stop_ids)
         if schema is not None and decoding.structured:  # vLLM's structured outputs (its guided decoding)
-            extra["structured_outputs"] = {"json": schema}
+            # compact JSON, as on the hf backend: free whitespace lets greedy decoding loop on newlines
+            extra["structured_outputs"] = {"json": schema, "disable_any_whitespace": True}
         use_chat = loaded.chat and not self.token_prompts
         if use_chat:
             response = client.chat.completions.create(messages=chat_messages(prompt), extra_body=extra or None,

@@ -178,6 +178,7 @@ def test_structured_rows_ask_the_server_for_its_structured_outputs_and_free_rows
     run, out = bench
     run("--bench-models", "tiny-random-llama", "--bench-tasks", "iris", "--bench-structured", *backend(server.url))
     asked = [body.get("structured_outputs") for _, body in server.requests]
-    assert asked.count({"json": resolve_task("iris").schema}) == 3 and asked.count(None) == 3
+    constrained = {"json": resolve_task("iris").schema, "disable_any_whitespace": True}
+    assert asked.count(constrained) == 3 and asked.count(None) == 3
     rows = {row["case_id"] for row in json.loads((out / "lb.json").read_text())["rows"]}
     assert rows == {"tiny-random-llama::iris", "tiny-random-llama+structured::iris"}
