@@ -82,8 +82,11 @@ def comparable(record: dict, baseline: dict) -> str | None:
 
 def setting(provenance: dict, field: str):
     """A provenance setting as compared; a record without few-shot provenance was made 0-shot, one
-    without a backend by transformers here (records before --bench-backend existed)."""
+    without a backend by transformers here (records before --bench-backend existed), one without the
+    structured switch decoded freely (records before --bench-structured existed)."""
     value = provenance.get(field)
+    if field == "decoding" and value is not None:
+        return {**value, "structured": value.get("structured", False)}
     if field == "fewshot":
         return {"k": 0} if value is None else value
     if field == "backend":

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from slmbench.cache import library_version
-from slmbench.evaluation import Evaluation, decoding_for
+from slmbench.evaluation import Evaluation
 from slmbench.hashing import file_sha256
 from slmbench.loading import LoadedModel
 from slmbench.prompting import provenance as fewshot_provenance
@@ -45,10 +45,11 @@ def make_record(case: Case, task: Task, split: str, limit: int | None, loaded: L
         "adapter": str(case.adapter) if case.adapter else None, "adapter_hash": loaded.adapter_hash,
         "adapter_merged": loaded.adapter_merged if case.adapter else None,
         "device": loaded.device, "dtype": loaded.dtype, "batch_size": batch_size,
-        "decoding": asdict(decoding_for(task)),
+        "decoding": asdict(evaluation.decoding),
         "fewshot": fewshot_provenance(evaluation.fewshot, [c.prompt for c in evaluation.run.completions],
                                       evaluation.samples),
-        "versions": {name: library_version(name) for name in ("torch", "transformers", "peft")},
+        "versions": {name: library_version(name)
+                     for name in ("torch", "transformers", "peft", *(["llguidance"] if case.structured else []))},
     })
     return record
 

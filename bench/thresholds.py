@@ -59,7 +59,9 @@ class Thresholds:
         return found
 
     def _matching(self, case_id: str) -> list[Override]:
-        return [o for o in self.overrides if fnmatch.fnmatchcase(case_id, o.pattern)]
+        """Sections naming the case; a +structured case is held to the bars of its free twin as well."""
+        ids = {case_id, case_id.replace("+structured::", "::")}
+        return [o for o in self.overrides if any(fnmatch.fnmatchcase(i, o.pattern) for i in ids)]
 
 
 def load_thresholds(path: Path | None) -> Thresholds:

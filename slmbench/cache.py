@@ -25,7 +25,8 @@ from slmbench.paths import cache_root
 log = logging.getLogger(__name__)
 FORMAT = 2  # layout of the key material below; the engine's own code is hashed into it (engine_version)
 _UNWRITABLE: set[Path] = set()  # cache roots a write failed in: warned once per process, then skipped
-ENGINE_SOURCES = ("generation.py", "jsontext.py", "constrained.py")  # decoding loop, stop rules, JSON end, schema mask
+ENGINE_SOURCES = ("generation.py", "jsontext.py")  # decoding loop, stop rules and JSON end detection
+CONSTRAINED_SOURCES = ("constrained.py",)  # the schema mask: in the keys of structured outputs only
 SERVER_ENGINE_SOURCES = ("server_engine.py", "jsontext.py")  # requests to a server, and where its text is cut
 
 
@@ -67,9 +68,10 @@ def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None =
     if server is not None:
         material["engine"] = {**server, "client": engine_version(SERVER_ENGINE_SOURCES)}
     if schema is not None:
-        material["schema"] = schema
-        if server is None:  # the grammar engine's version changes what it allows
-            material["versions"]["llguidance"] = library_version("llguidance")
+        material["schema"] = json.dumps(schema)  # as text: the property order is the order the grammar writes
+        if server is None:  # the mask's code and the grammar engine's version change what it allows
+            material["constrained"] = {"version": engine_version(CONSTRAINED_SOURCES),
+                                       "llguidance": library_version("llguidance")}
     if loaded.adapter_merged:  # merged weights round differently from separate LoRA layers (bf16)
         material["adapter_merged"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -40,6 +40,12 @@ def _ll_tokenizer(tokenizer, vocab_size: int, eos_id: int):
     return _llguidance().hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=eos_id)
 
 
+def mask_size(tokenizer, logits_size: int) -> int:
+    """Token ids the grammar masks: the model's logits, or more where the tokenizer has ids past them
+    (llguidance refuses a vocabulary smaller than its tokenizer; the extra ids are trimmed off)."""
+    return max(logits_size, len(tokenizer))
+
+
 # The layout of json.dumps, which renders every training target and few-shot answer. Without it the
 # grammar allows any whitespace between tokens, and on tiny random models we saw greedy decoding spend
 # the whole token budget on tabs and newlines inside an unfinished object.
@@ -59,30 +65,32 @@ def _grammar(schema_json: str) -> str:
 class SchemaLogitsProcessor(LogitsProcessor):
     """Masks, for each row of a batch, the tokens that would leave the task's JSON Schema.
 
-    One instance serves one `generate` call (the matchers follow its rows). A row whose matcher
-    has stopped (its EOS was taken) is left alone; transformers pads finished rows itself.
+    One instance serves one `generate` call (the matchers follow its rows). `schema_json` keeps the
+    schema's property order: the grammar writes properties in that order. A row whose JSON value is
+    complete may only end (EOS); a finished row is padded by transformers and consumes nothing more.
     """
 
-    def __init__(self, tokenizer, schema_json: str, eos_id: int):
-        self.tokenizer, self.eos_id = tokenizer, eos_id
+    def __init__(self, tokenizer, schema_json: str, eos_id: int, logits_size: int):
+        # the grammar and the llguidance tokenizer are built here, before the timed decoding starts
         self.grammar = _grammar(schema_json)  # fails before any decoding on a schema it cannot compile
+        self.ll_tokenizer = _ll_tokenizer(tokenizer, mask_size(tokenizer, logits_size), eos_id)
         self.matchers: list | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         llguidance = _llguidance()
         batch, vocab = scores.shape
         if self.matchers is None:  # first step: nothing generated yet
-            ll_tokenizer = _ll_tokenizer(self.tokenizer, vocab, self.eos_id)
-            self.matchers = [llguidance.LLMatcher(ll_tokenizer, self.grammar) for _ in range(batch)]
+            self.matchers = [llguidance.LLMatcher(self.ll_tokenizer, self.grammar) for _ in range(batch)]
         else:
             for row, matcher in enumerate(self.matchers):
                 if not matcher.is_stopped() and not matcher.is_error():
                     matcher.consume_token(int(input_ids[row, -1]))
-        bitmask = np.full((batch, (vocab + 31) // 32), -1, dtype=np.int32)  # all allowed
+        size = self.ll_tokenizer.vocab_size
+        bitmask = np.full((batch, (size + 31) // 32), -1, dtype=np.int32)  # all allowed
         for row, matcher in enumerate(self.matchers):
             if matcher.is_error():  # cannot happen when every token came through the mask; never hide it
                 log.warning("structured outputs: row %d left unconstrained: %s", row, matcher.get_error())
-            elif not matcher.is_stopped():
+            else:  # a stopped matcher (complete JSON) allows only EOS
                 line = bitmask[row]
                 matcher.unsafe_compute_mask_ptr(line.ctypes.data, line.nbytes)
         # bit k of 32-bit word w is token 32w + k; x86 is little-endian, so the bytes unpack in token order

@@ -248,8 +248,9 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingCon
         from slmbench.constrained import SchemaLogitsProcessor  # llguidance, an optional dependency
 
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else eos_ids[0]
-        processors.append(SchemaLogitsProcessor(tokenizer, json.dumps(schema, sort_keys=True), eos))
-    started = time.perf_counter()  # the schema's grammar compiles above: once per process, not timed
+        logits_size = loaded.model.get_output_embeddings().weight.shape[0]
+        processors.append(SchemaLogitsProcessor(tokenizer, json.dumps(schema), eos, logits_size))  # key order kept
+    started = time.perf_counter()  # the grammar and its tokenizer are built above (cached), not timed
     with torch.inference_mode():
         output = loaded.model.generate(**encoded, generation_config=config, logits_processor=processors,
                                        stopping_criteria=StoppingCriteriaList([json_end] if json_end else []))

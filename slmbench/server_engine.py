@@ -130,9 +130,13 @@ class ServerEngine:
         extra = {"min_tokens": decoding.min_new_tokens} if decoding.min_new_tokens else {}
         if loaded.stop_ids:
             extra["stop_token_ids"] = list(loaded.stop_ids)
-        if schema is not None and decoding.structured:  # vLLM's structured outputs (its guided decoding)
-            # compact JSON, as on the hf backend: free whitespace lets greedy decoding loop on newlines
+        if schema is not None and decoding.structured and self.name == "vllm":
+            # vLLM's own structured outputs, without free whitespace (greedy decoding can loop on newlines;
+            # its separators may differ from the json.dumps layout the hf backend keeps)
             extra["structured_outputs"] = {"json": schema, "disable_any_whitespace": True}
+        elif schema is not None and decoding.structured:  # the OpenAI API's field, which other servers read
+            extra["response_format"] = {"type": "json_schema",
+                                        "json_schema": {"name": "task_output", "schema": schema, "strict": True}}
         use_chat = loaded.chat and not self.token_prompts
         if use_chat:
             response = client.chat.completions.create(messages=chat_messages(prompt), extra_body=extra or None,

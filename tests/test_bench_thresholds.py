@@ -17,6 +17,15 @@ def test_sections_override_task_defaults_in_file_order(tmp_path):
     assert thresholds.tolerance("m+lora-fast::iris", "accuracy") == 0.05 and thresholds.tolerance("m::iris", "accuracy") is None
 
 
+def test_a_structured_case_is_held_to_the_bars_of_its_free_twin(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('["m+lora-fast::iris"]\naccuracy = 0.9\ntolerance = { accuracy = 0.05 }\n')
+    thresholds = load_thresholds(path)
+    assert thresholds.minimums("m+lora-fast+structured::iris", "iris")["accuracy"] == 0.9
+    assert thresholds.tolerance("m+lora-fast+structured::iris", "accuracy") == 0.05
+    assert thresholds.minimums("m+structured::iris", "iris")["accuracy"] != 0.9  # another case's section
+
+
 @pytest.mark.parametrize("text, message", [
     ('["m::nope"]\nx = 1\n', "task 'nope' matches no task"),
     ('["m::iris"]\naccuracy = "high"\n', "minimum for 'accuracy' must be a number in [0, 1], got 'high'"),

@@ -73,12 +73,21 @@ def test_a_gain_never_fails():
     ({"device": "cuda"}, "device is 'cuda' here but 'cpu'"),
     ({"backend": "vllm"}, "backend is 'vllm' here but 'hf'"),
     ({"fewshot": {"k": 3, "seed": 0}}, "fewshot is {'k': 3, 'seed': 0} here but {'k': 0} in the baseline"),
-    ({"decoding": {"max_new_tokens": 8}}, "decoding is {'max_new_tokens': 8} here but None"),
+    ({"decoding": {"max_new_tokens": 8}}, "decoding is {'max_new_tokens': 8, 'structured': False} here but None"),
+    ({"decoding": {"max_new_tokens": 8, "structured": True}, "_before": {"decoding": {"max_new_tokens": 8}}},
+     "decoding is {'max_new_tokens': 8, 'structured': True} here but {'max_new_tokens': 8, 'structured': False}"),
     ({"data_hash": "def"}, "data hash is 'def' here but 'abc'"),
     ({"train_hash": "fit-on-other-data"}, "train hash is 'fit-on-other-data' here but None"),
 ])
 def test_a_baseline_made_with_other_settings_is_refused_with_the_reason(change, reason):
-    assert reason in comparable(record(outputs(), **change), record(outputs()))
+    change = dict(change)
+    before = change.pop("_before", {})
+    assert reason in comparable(record(outputs(), **change), record(outputs(), **before))
+
+
+def test_a_baseline_decoded_before_the_structured_switch_existed_decoded_freely():
+    now = record(outputs(), decoding={"max_new_tokens": 8, "structured": False})
+    assert comparable(now, record(outputs(), decoding={"max_new_tokens": 8})) is None
 
 
 def test_a_baseline_without_few_shot_provenance_counts_as_zero_shot():

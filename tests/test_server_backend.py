@@ -172,13 +172,14 @@ def test_cli_commands_take_the_same_backends(server, capsys, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("server", [(["tiny-random-llama"], "scripted")], indirect=True)
-def test_structured_rows_ask_the_server_for_its_structured_outputs_and_free_rows_do_not(bench, server):
+def test_structured_rows_ask_the_server_for_a_json_schema_response_and_free_rows_do_not(bench, server):
     from slmbench.tasks import resolve_task
 
     run, out = bench
     run("--bench-models", "tiny-random-llama", "--bench-tasks", "iris", "--bench-structured", *backend(server.url))
-    asked = [body.get("structured_outputs") for _, body in server.requests]
-    constrained = {"json": resolve_task("iris").schema, "disable_any_whitespace": True}
+    asked = [body.get("response_format") for _, body in server.requests]
+    constrained = {"type": "json_schema",
+                   "json_schema": {"name": "task_output", "schema": resolve_task("iris").schema, "strict": True}}
     assert asked.count(constrained) == 3 and asked.count(None) == 3
     rows = {row["case_id"] for row in json.loads((out / "lb.json").read_text())["rows"]}
     assert rows == {"tiny-random-llama::iris", "tiny-random-llama+structured::iris"}

@@ -40,25 +40,42 @@ def test_every_constrained_output_is_in_the_schema_where_free_decoding_is_garbag
     assert all(c.text == json.dumps(json.loads(c.text)) for c in constrained.completions)  # json.dumps layout
 
 
+def test_properties_come_in_the_schema_s_order_and_a_complete_value_can_only_end():
+    """The grammar writes properties in the schema's order (the prompt's and the training targets'), and
+    once the value is complete only EOS is allowed, even without the JSON stop."""
+    task = resolve_task("it_entities")
+    first = next(iter(task.schema["properties"]))
+    assert first != min(task.schema["properties"])  # not alphabetical: sorting would show
+    loaded = load_model("tiny-random-qwen2")
+    run = generate(loaded, task_prompts(task, task.samples("test")[:4]),
+                   DecodingConfig(max_new_tokens=48, structured=True), schema=task.schema, progress=False)
+    assert all(c.text.startswith(f'{{"{first}": [') for c in run.completions)
+    iris = resolve_task("iris")
+    ended = generate(loaded, task_prompts(iris, iris.samples("test")[:4]),
+                     DecodingConfig(max_new_tokens=24, structured=True), schema=iris.schema, progress=False)
+    assert all(c.finish_reason == "eos" and schema_valid(c.text, iris.schema) for c in ended.completions)
+
+
 def test_the_mask_matches_llguidance_s_own_bit_order():
     import llguidance
     import llguidance.numpy
 
-    from slmbench.constrained import SchemaLogitsProcessor, _grammar, _ll_tokenizer
+    from slmbench.constrained import SchemaLogitsProcessor, _grammar, _ll_tokenizer, mask_size
 
     loaded = load_model("tiny-random-qwen2")
     schema = json.dumps(resolve_task("iris").schema)
-    vocab = loaded.model.config.vocab_size
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
     prefix = loaded.tokenizer('{"species": "', add_special_tokens=False)["input_ids"]
-    processor = SchemaLogitsProcessor(loaded.tokenizer, schema, loaded.tokenizer.eos_token_id)
+    processor = SchemaLogitsProcessor(loaded.tokenizer, schema, loaded.tokenizer.eos_token_id, vocab)
     scores = torch.randn(1, vocab)
     processor(torch.tensor([[0]]), scores)  # first step: the matcher starts
     for token in prefix:  # then each generated token is consumed before the next mask
         masked = processor(torch.tensor([[token]]), scores.clone())
-    reference = llguidance.LLMatcher(_ll_tokenizer(loaded.tokenizer, vocab, loaded.tokenizer.eos_token_id),
+    size = mask_size(loaded.tokenizer, vocab)
+    reference = llguidance.LLMatcher(_ll_tokenizer(loaded.tokenizer, size, loaded.tokenizer.eos_token_id),
                                      _grammar(schema))
     assert reference.consume_tokens(prefix)
-    bitmask = llguidance.numpy.allocate_token_bitmask(1, vocab)
+    bitmask = llguidance.numpy.allocate_token_bitmask(1, size)
     llguidance.numpy.fill_next_token_bitmask(reference, bitmask)
     expected = scores.numpy().copy()
     llguidance.numpy.apply_token_bitmask_inplace(expected, bitmask)
