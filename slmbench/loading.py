@@ -147,7 +147,7 @@ def load_model(name: str, dtype: str = DEFAULT_DTYPE, adapter: str | Path | None
         tokenizer_hash = tokenizer_sha256(tokenizer, generation_config)
     else:
         directory, weights_hash = _checkpoint_dir(spec, allow_download)
-        tokenizer, generation_config, tokenizer_hash = _checkpoint_tokenizer(spec, directory, weights_hash)
+        tokenizer, generation_config, tokenizer_hash = _checkpoint_tokenizer(spec, directory, _config_files_state(directory))
         device = torch.get_default_device().type  # where from_pretrained puts weights without a device map
         model = DeferredWeights(partial(_weights, spec, directory, dtype, device), device)
     loaded = LoadedModel(spec, model, tokenizer, dtype, weights_hash, tokenizer_hash=tokenizer_hash,
@@ -255,10 +255,18 @@ def safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def _config_files_state(directory: Path) -> tuple:
+    """Name, size and modification time of a checkpoint's files other than weights: what the tokenizer
+    cache below is keyed on, so an edited tokenizer or generation config (or a merge rewriting the
+    folder) is read again."""
+    return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(directory).iterdir()
+                        if f.is_file() and f.suffix not in (".safetensors", ".bin", ".gguf", ".pt")))
+
+
 @lru_cache(maxsize=4)
-def _checkpoint_tokenizer(spec: ModelSpec, directory: Path, weights_hash: str):
-    """(tokenizer, generation config, their hash) of a checkpoint, read once per process (and again
-    when the folder holds other weights: a merge rewrites its output folder).
+def _checkpoint_tokenizer(spec: ModelSpec, directory: Path, files_state: tuple):
+    """(tokenizer, generation config, their hash) of a checkpoint, read once per process while its
+    files (`files_state`) stay the same.
 
     Gemma's 262k-token tokenizer takes 2-5 s to load and hash here; a bench loads the same base once
     per adapter, so a warm run over five adapters spent most of its time on it. The tokenizer is
