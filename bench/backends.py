@@ -9,7 +9,6 @@ reason; the check takes seconds, so a down server never hangs a run.
 
 from __future__ import annotations
 
-
 from slmbench.errors import SlmbenchError
 
 from slmbench.serving import BACKENDS  # noqa: F401  (the plugin's choices)
@@ -97,5 +96,3 @@ def provenance(engine) -> dict:
 
     return {"backend": engine.name, "engine": engine.version or server_version(engine), "server_url": engine.base_url,
             "concurrency": engine.concurrency}
-
-

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from slmbench.cache import GenerationCache, generation_key
+from slmbench.cache import GenerationCache
 
 if TYPE_CHECKING:  # the plugin imports this module before any case runs: no torch here
     from slmbench.generation import DecodingConfig, GenerationRun
@@ -105,12 +105,11 @@ class CaseSpeed:
     @classmethod
     def of(cls, loaded, prompts: list[Prompt], decoding: DecodingConfig, batch_size: int,
            cache: GenerationCache, server: ServerEngine | None = None, schema: dict | None = None) -> CaseSpeed:
+        from slmbench.generation import generation_keys
+
         machine = machine_fingerprint(loaded)
-        identity = server.identity(loaded) if server is not None else None
-        constrained_to = schema if decoding.structured else None
         material = {"kind": "tokens_per_sec", "format": FORMAT, "batch_size": batch_size, "machine": machine,
-                    "outputs": [generation_key(loaded, loaded.render(p), decoding, identity, constrained_to)
-                                for p in prompts]}
+                    "outputs": generation_keys(loaded, [loaded.render(p) for p in prompts], decoding, server, schema)}
         if server is not None:
             material["concurrency"] = server.concurrency
         key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()

@@ -74,13 +74,13 @@ class SchemaLogitsProcessor(LogitsProcessor):
         # the grammar and the llguidance tokenizer are built here, before the timed decoding starts
         self.grammar = _grammar(schema_json)  # fails before any decoding on a schema it cannot compile
         self.ll_tokenizer = _ll_tokenizer(tokenizer, mask_size(tokenizer, logits_size), eos_id)
+        self.new_matcher = _llguidance().LLMatcher
         self.matchers: list | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        llguidance = _llguidance()
         batch, vocab = scores.shape
         if self.matchers is None:  # first step: nothing generated yet
-            self.matchers = [llguidance.LLMatcher(self.ll_tokenizer, self.grammar) for _ in range(batch)]
+            self.matchers = [self.new_matcher(self.ll_tokenizer, self.grammar) for _ in range(batch)]
         else:
             for row, matcher in enumerate(self.matchers):
                 if not matcher.is_stopped() and not matcher.is_error():
