@@ -9,6 +9,7 @@ it computes a mask for Gemma's 262k-token vocabulary in well under a millisecond
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import lru_cache
 
@@ -62,20 +63,99 @@ def _grammar(schema_json: str) -> str:
     return grammar
 
 
-class SchemaLogitsProcessor(LogitsProcessor):
-    """Masks, for each row of a batch, the tokens that would leave the task's JSON Schema.
+def minimal_instance(schema: dict):
+    """The shortest value the schema accepts, for the closing budget (None where the schema's
+    keywords are beyond what this reads: $ref, patterns, formats, not)."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return min(schema["enum"], key=lambda value: len(json.dumps(value)))
+    for branches in ("anyOf", "oneOf"):
+        if branches in schema:
+            options = [minimal_instance(branch) for branch in schema[branches]]
+            return None if any(o is None for o in options) else min(options, key=lambda o: len(json.dumps(o)))
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        value = {}
+        for name in schema.get("required", []):
+            value[name] = minimal_instance(schema.get("properties", {}).get(name, {}))
+            if value[name] is None:
+                return None
+        return value
+    if kind == "array":
+        item = minimal_instance(schema.get("items", {})) if schema.get("minItems", 0) else None
+        return [item] * schema.get("minItems", 0) if item is not None or not schema.get("minItems", 0) else None
+    if kind == "string":
+        return "x" * schema.get("minLength", 0) if "pattern" not in schema and "format" not in schema else None
+    if kind in ("number", "integer"):
+        return 0
+    if kind == "boolean":
+        return False
+    return None  # null, {} (anything), $ref and the rest: not bounded here
 
-    One instance serves one `generate` call (the matchers follow its rows). `schema_json` keeps the
-    schema's property order: the grammar writes properties in that order. A row whose JSON value is
-    complete may only end (EOS); a finished row is padded by transformers and consumes nothing more.
+
+def value_depth(schema: dict) -> int:
+    """How deep the schema's values nest: 1 for a scalar, one more per object or array around it."""
+    inner = [*schema.get("properties", {}).values()] + [schema[key] for key in ("items",) if isinstance(schema.get(key), dict)]
+    inner += [branch for key in ("anyOf", "oneOf") for branch in schema.get(key, [])]
+    return 1 + max((value_depth(child) for child in inner), default=0)
+
+
+def closing_reserve(schema: dict, tokenizer) -> int | None:
+    """Tokens kept back to close an unfinished value once the budget runs short (None: unknown).
+
+    Closing writes at most the schema's shortest value (the required keys, which the grammar forces
+    in its own tokens, with the shortest values) plus one closing quote or bracket per nesting level;
+    one more of each for margin, and the EOS.
+    """
+    shortest = minimal_instance(schema)
+    if shortest is None:
+        return None
+    return len(tokenizer.encode(json.dumps(shortest), add_special_tokens=False)) + 2 * value_depth(schema) + 1
+
+
+# Closing a value early: the characters that end a string, an array or an object, or move on to the
+# next required key. Tried in this order on rows whose budget runs short.
+CLOSERS = ('"', "]", "}", ",", ", ")
+
+
+class SchemaLogitsProcessor(LogitsProcessor):
+    """Keeps greedy decoding, for each row of a batch, inside the task's JSON Schema, and closes the
+    value before the token budget runs out.
+
+    One instance serves one greedy `generate` call (the matchers follow its rows). `schema_json`
+    keeps the schema's property order: the grammar writes properties in that order. A row whose
+    JSON value is complete may only end (EOS); a finished row is padded by transformers.
+
+    Greedy only: a row whose best token the grammar allows is left as it is (masking would not change
+    the pick), so only rows that would leave the schema pay for applying the 262k-token mask.
+
+    Closing: a grammar alone does not end a value. Base models repeat list items until the budget
+    runs out, which leaves the JSON unfinished (measured: 1-17% valid on it_entities and recipes).
+    Once no more than `closing_reserve` tokens are left, each row writes the first of CLOSERS the
+    grammar allows: inside a string (where `"` and `,` are both allowed) the closing quote, else `]`,
+    `}`, the separator before a required key, or `"` to open a required string; where none is allowed,
+    the text the grammar forces (a key's name). What is left to the model then (an enum's value, a
+    number's digits) ends within a few tokens.
     """
 
-    def __init__(self, tokenizer, schema_json: str, eos_id: int, logits_size: int):
+    def __init__(self, tokenizer, schema_json: str, eos_id: int, logits_size: int, max_new_tokens: int):
         # the grammar and the llguidance tokenizer are built here, before the timed decoding starts
         self.grammar = _grammar(schema_json)  # fails before any decoding on a schema it cannot compile
         self.ll_tokenizer = _ll_tokenizer(tokenizer, mask_size(tokenizer, logits_size), eos_id)
         self.new_matcher = _llguidance().LLMatcher
         self.matchers: list | None = None
+        self.steps_left = max_new_tokens
+        reserve = closing_reserve(json.loads(schema_json), tokenizer)
+        if reserve is None:
+            log.warning("structured outputs: cannot bound the closing of this schema; values may end unfinished")
+            reserve = 0
+        elif reserve > max_new_tokens:  # closing from the first token on may still not fit
+            log.warning("structured outputs: max_new_tokens=%d is below the %d tokens kept to close this schema's "
+                        "shortest value; values may end unfinished", max_new_tokens, reserve)
+        self.reserve = min(reserve, max_new_tokens)
+        self.closers = _closer_ids(tokenizer, logits_size)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, vocab = scores.shape
@@ -85,14 +165,48 @@ class SchemaLogitsProcessor(LogitsProcessor):
             for row, matcher in enumerate(self.matchers):
                 if not matcher.is_stopped() and not matcher.is_error():
                     matcher.consume_token(int(input_ids[row, -1]))
+        closing = self.steps_left <= self.reserve
+        self.steps_left -= 1
         size = self.ll_tokenizer.vocab_size
         bitmask = np.full((batch, (size + 31) // 32), -1, dtype=np.int32)  # all allowed
+        best = scores.argmax(dim=1).tolist()
         for row, matcher in enumerate(self.matchers):
             if matcher.is_error():  # cannot happen when every token came through the mask; never hide it
                 log.warning("structured outputs: row %d left unconstrained: %s", row, matcher.get_error())
-            else:  # a stopped matcher (complete JSON) allows only EOS
-                line = bitmask[row]
-                matcher.unsafe_compute_mask_ptr(line.ctypes.data, line.nbytes)
-        # bit k of 32-bit word w is token 32w + k; x86 is little-endian, so the bytes unpack in token order
-        allowed = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")[:, :vocab].astype(bool)
-        return scores.masked_fill(~torch.from_numpy(allowed).to(scores.device), float("-inf"))
+                continue
+            line = bitmask[row]  # a stopped matcher (complete JSON) allows only EOS
+            matcher.unsafe_compute_mask_ptr(line.ctypes.data, line.nbytes)
+            pick = self._closer(line, matcher) if closing else None
+            if pick is not None:
+                scores[row] = float("-inf")
+                scores[row, pick] = 0.0
+            elif not _allows(line, best[row]):
+                # bit k of 32-bit word w is token 32w + k; x86 is little-endian: the bytes unpack in token order
+                allowed = np.unpackbits(line.view(np.uint8), bitorder="little")[:vocab].view(bool)
+                scores[row].masked_fill_(torch.from_numpy(~allowed).to(scores.device), float("-inf"))
+        return scores
+
+    def _closer(self, line: np.ndarray, matcher) -> int | None:
+        """The token that moves a row fastest to the end of its value, or None (the model picks)."""
+        allowed = [token is not None and _allows(line, token) for token in self.closers]
+        if allowed[0] and allowed[3]:  # `"` and `,` are both string content: inside a string, so end it
+            return self.closers[0]
+        for token, ok in zip(self.closers[1:] + self.closers[:1], allowed[1:] + allowed[:1]):
+            if ok:
+                return token
+        forced = matcher.compute_ff_tokens()  # a required key's name, in the tokenizer's own tokens
+        return forced[0] if forced else None
+
+
+def _allows(line: np.ndarray, token: int) -> bool:
+    return bool((int(line[token >> 5]) >> (token & 31)) & 1)
+
+
+def _closer_ids(tokenizer, logits_size: int) -> list[int | None]:
+    """The token that is exactly each of CLOSERS, or None where the tokenizer has none."""
+    ids = []
+    for text in CLOSERS:
+        encoded = tokenizer.encode(text, add_special_tokens=False)
+        single = len(encoded) == 1 and encoded[0] < logits_size and tokenizer.decode(encoded) == text
+        ids.append(encoded[0] if single else None)
+    return ids

@@ -255,7 +255,8 @@ def _generate_batch(loaded: LoadedModel, texts: list[str], decoding: DecodingCon
 
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else eos_ids[0]
         logits_size = loaded.model.get_output_embeddings().weight.shape[0]
-        processors.append(SchemaLogitsProcessor(tokenizer, json.dumps(schema), eos, logits_size))  # key order kept
+        processors.append(SchemaLogitsProcessor(tokenizer, json.dumps(schema), eos, logits_size,  # key order kept
+                                                decoding.max_new_tokens))
     started = time.perf_counter()  # the grammar and its tokenizer are built above (cached), not timed
     with torch.inference_mode():
         output = loaded.model.generate(**encoded, generation_config=config, logits_processor=processors,

@@ -56,7 +56,9 @@ def test_properties_come_in_the_schema_s_order_and_a_complete_value_can_only_end
     assert all(c.finish_reason == "eos" and schema_valid(c.text, iris.schema) for c in ended.completions)
 
 
-def test_the_mask_matches_llguidance_s_own_bit_order():
+def test_the_greedy_pick_is_llguidance_s_masked_argmax_whether_or_not_the_best_token_is_allowed():
+    """The processor masks only rows whose best token the grammar refuses; the pick must be the argmax
+    of llguidance's own fully masked logits either way (which also checks the bit order)."""
     import llguidance
     import llguidance.numpy
 
@@ -66,21 +68,61 @@ def test_the_mask_matches_llguidance_s_own_bit_order():
     schema = json.dumps(resolve_task("iris").schema)
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
     prefix = loaded.tokenizer('{"species": "', add_special_tokens=False)["input_ids"]
-    processor = SchemaLogitsProcessor(loaded.tokenizer, schema, loaded.tokenizer.eos_token_id, vocab)
-    scores = torch.randn(1, vocab)
-    processor(torch.tensor([[0]]), scores)  # first step: the matcher starts
-    for token in prefix:  # then each generated token is consumed before the next mask
-        masked = processor(torch.tensor([[token]]), scores.clone())
     size = mask_size(loaded.tokenizer, vocab)
     reference = llguidance.LLMatcher(_ll_tokenizer(loaded.tokenizer, size, loaded.tokenizer.eos_token_id),
                                      _grammar(schema))
     assert reference.consume_tokens(prefix)
     bitmask = llguidance.numpy.allocate_token_bitmask(1, size)
     llguidance.numpy.fill_next_token_bitmask(reference, bitmask)
-    expected = scores.numpy().copy()
-    llguidance.numpy.apply_token_bitmask_inplace(expected, bitmask)
-    assert np.array_equal(np.isinf(masked.numpy()), np.isinf(expected))
+    generator = torch.Generator().manual_seed(0)
+    best_was_allowed = []
+    for draw in range(40):
+        processor = SchemaLogitsProcessor(loaded.tokenizer, schema, loaded.tokenizer.eos_token_id, vocab, 24)
+        scores = torch.randn(1, vocab, generator=generator)
+        if draw % 2:  # half the draws: the best token is one the grammar allows
+            allowed_ids = np.flatnonzero(np.unpackbits(bitmask.view(np.uint8), bitorder="little")[:vocab])
+            scores[0, int(allowed_ids[draw % len(allowed_ids)])] = 10.0
+        processor(torch.tensor([[0]]), scores.clone())  # first step: the matcher starts
+        for token in prefix[:-1]:  # then each generated token is consumed before the next mask
+            processor(torch.tensor([[token]]), scores.clone())
+        picked = processor(torch.tensor([[prefix[-1]]]), scores.clone()).argmax(dim=1)
+        expected = scores.numpy().copy()
+        llguidance.numpy.apply_token_bitmask_inplace(expected, bitmask)
+        assert int(picked) == int(expected.argmax())
+        best_was_allowed.append(bool(np.isfinite(expected[0, int(scores.argmax())])))
     assert 0 < np.isfinite(expected).sum() < vocab / 2  # a real constraint: the species' first tokens
+    assert any(best_was_allowed) and not all(best_was_allowed)  # both paths were taken
+
+
+@pytest.mark.parametrize("model", ["tiny-random-llama", "tiny-random-qwen2", "tiny-random-gemma3"])
+def test_a_value_still_open_when_the_budget_runs_short_is_closed_in_the_schema(model, monkeypatch):
+    """Random weights never end a recipe's title on their own (as base models repeat list items):
+    without the closing reserve the values end unfinished, with it every one is complete and valid."""
+    import slmbench.constrained as constrained
+
+    task = resolve_task("recipes")
+    prompts = task_prompts(task, task.samples("test")[:6])
+    loaded = load_model(model)
+    config = DecodingConfig(max_new_tokens=96, stop_at_json_end=True, structured=True)
+    closed = generate(loaded, prompts, config, schema=task.schema, progress=False)
+    assert all(schema_valid(c.text, task.schema) for c in closed.completions), [c.text for c in closed.completions]
+    assert {c.finish_reason for c in closed.completions} == {"json_end"}
+    monkeypatch.setattr(constrained, "closing_reserve", lambda schema, tokenizer: 0)
+    left_open = generate(loaded, prompts, config, schema=task.schema, progress=False)
+    assert not any(schema_valid(c.text, task.schema) for c in left_open.completions)
+    assert {c.finish_reason for c in left_open.completions} == {"length"}
+
+
+def test_the_closing_reserve_covers_the_shortest_value_of_each_json_task():
+    from slmbench.constrained import closing_reserve, minimal_instance
+
+    loaded = load_model("tiny-random-llama")
+    for name in ("iris", "it_entities", "recipes"):
+        schema = resolve_task(name).schema
+        jsonschema.validate(minimal_instance(schema), schema)
+        shortest = len(loaded.tokenizer.encode(json.dumps(minimal_instance(schema)), add_special_tokens=False))
+        assert shortest < closing_reserve(schema, loaded.tokenizer) <= shortest + 8
+    assert closing_reserve({"$ref": "#/definitions/x"}, loaded.tokenizer) is None  # unknown: no promise
 
 
 def test_the_schema_and_the_switch_are_in_the_cache_key():
