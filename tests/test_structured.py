@@ -157,3 +157,20 @@ def test_bench_structured_adds_constrained_rows_beside_the_free_ones_for_json_ta
     assert constrained["metrics"]["schema_valid"]["value"] == 1.0 > free["metrics"]["schema_valid"]["value"]
     board = (out / "lb.md").read_text()
     assert "base+structured" in board
+
+
+def test_the_structured_benchmark_times_the_processor_and_reports_both_decodings(tmp_path, capsys):
+    from slmbench.bench import structured_benchmark
+    from slmbench.constrained import SchemaLogitsProcessor
+
+    original = SchemaLogitsProcessor.__call__
+    out = tmp_path / "structured.json"
+    assert structured_benchmark.main(["--models", "tiny-random-qwen2", "--tasks", "iris", "products", "--limit", "3",
+                                      "--repeats", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["task"]) for r in rows] == [("tiny-random-qwen2", "iris")]  # JSON tasks only
+    row = rows[0]
+    assert 0 < row["processor_share"] < 1 and row["processor_ms_per_step"] > 0
+    assert row["structured_schema_valid"] == 1.0 and row["free_tok_s"] > 0
+    assert SchemaLogitsProcessor.__call__ is original  # the clock is removed afterwards
+    assert "processor % of time" in capsys.readouterr().out
