@@ -136,7 +136,7 @@ class SchemaLogitsProcessor(LogitsProcessor):
     Once no more than `closing_reserve` tokens are left, each row writes the first of CLOSERS the
     grammar allows: inside a string (where `"` and `,` are both allowed) the closing quote, else `]`,
     `}`, the separator before a required key, or `"` to open a required string; where none is allowed,
-    the text the grammar forces (a key's name). What is left to the model then (an enum's value, a
+    the text the grammar forces (a key's name, an array's `[`). What is left to the model then (an enum's value, a
     number's digits) ends within a few tokens.
     """
 
@@ -156,6 +156,7 @@ class SchemaLogitsProcessor(LogitsProcessor):
                         "shortest value; values may end unfinished", max_new_tokens, reserve)
         self.reserve = min(reserve, max_new_tokens)
         self.closers = _closer_ids(tokenizer, logits_size)
+        self.tokenizer = tokenizer
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         batch, vocab = scores.shape
@@ -195,7 +196,10 @@ class SchemaLogitsProcessor(LogitsProcessor):
             if ok:
                 return token
         forced = matcher.compute_ff_tokens()  # a required key's name, in the tokenizer's own tokens
-        return forced[0] if forced else None
+        if not forced:  # llguidance leaves out a forced ` [` that a longer token (` ["`) could extend
+            text = matcher.compute_ff_bytes().decode("utf-8", errors="ignore")
+            forced = self.tokenizer.encode(text, add_special_tokens=False) if text else []
+        return forced[0] if forced and _allows(line, forced[0]) else None
 
 
 def _allows(line: np.ndarray, token: int) -> bool:
