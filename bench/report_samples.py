@@ -7,12 +7,12 @@ non-base row *fixed* a sample its model's base failed, and *broke* one the base 
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from rapidfuzz.distance import Indel
 from sklearn.metrics import confusion_matrix
 
 from slmbench.errors import TaskError
@@ -82,14 +82,20 @@ def as_text(value) -> str:
 
 
 def word_diff(old: str, new: str) -> list[tuple[str, str]]:
-    """`new` as segments against `old`: equal, insert (only in new) and delete (only in old)."""
+    """`new` as segments against `old`: equal, insert (only in new) and delete (only in old); where
+    both change, what was deleted comes before what was inserted."""
     a, b = TOKEN.findall(old), TOKEN.findall(new)
-    segments = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op in ("delete", "replace"):
-            segments.append(("delete", "".join(a[i1:i2])))
-        if op in ("insert", "replace", "equal"):
-            segments.append(("equal" if op == "equal" else "insert", "".join(b[j1:j2])))
+    segments, deleted, inserted = [], [], []
+    # rapidfuzz's longest-common-subsequence diff (C++): difflib's took 30 s of a 60 s warm bench on 1600 outputs
+    for op, i1, i2, j1, j2 in [*Indel.opcodes(a, b), ("equal", len(a), len(a), len(b), len(b))]:
+        if op != "equal":
+            deleted += a[i1:i2]
+            inserted += b[j1:j2]
+            continue
+        segments += [(kind, "".join(words)) for kind, words in (("delete", deleted), ("insert", inserted)) if words]
+        deleted, inserted = [], []
+        if j2 > j1:
+            segments.append(("equal", "".join(b[j1:j2])))
     return segments
 
 

@@ -74,6 +74,8 @@ class Task:
             (default: text).
         fewshot_k: worked examples (from the train split) in the bench's K-shot base rows, chosen
             per task with a comment why; 0 means the bench shows no K-shot row by default.
+        prepare: called once with every output before they are judged, to batch work the judge
+            would otherwise repeat per output (products embeds them); None: nothing to batch.
     """
 
     name: str
@@ -88,6 +90,7 @@ class Task:
     data_dir: Path | None = None
     input_schema: dict = field(default_factory=lambda: dict(TEXT_INPUT))
     fewshot_k: int = 0
+    prepare: Callable[[list[str]], None] | None = None
 
     @property
     def is_json(self) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from slmbench.errors import DatasetError
 from slmbench.tasks.core import Sample, SampleScore, Task, iter_jsonl
 from slmbench.tasks.metrics import bleu_of, bleu_stats, first_paragraph, mean_of, rouge_f
-from slmbench.tasks.retrieval import nearest_training_examples
+from slmbench.tasks.retrieval import embed_queries, nearest_training_examples
 
 
 def prompt(sample: Sample) -> str:
@@ -28,6 +28,11 @@ def judge(output: str, sample: Sample) -> SampleScore:
     neighbours = nearest_training_examples(TASK, text) if text else []
     explanation = f"rougeL {stats['rougeL']:.2f}" + ("" if text else " (empty output)")
     return SampleScore(sample.id, stats, explanation, {"nearest_train": neighbours})
+
+
+def embed_outputs(outputs: list[str]) -> None:
+    """Embed every description at once for judge's nearest training examples."""
+    embed_queries([first_paragraph(output) for output in outputs])
 
 
 def from_amazon_titles(path: str | Path, prefix: str = "amazon") -> list[Sample]:
@@ -57,4 +62,5 @@ TASK = Task(
     headline="rougeL",
     max_new_tokens=96,
     fewshot_k=3,  # 3 worked examples (~95 tokens each) show the catalogue style and length cheaply
+    prepare=embed_outputs,
 )

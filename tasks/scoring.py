@@ -35,6 +35,8 @@ def judge_all(task: Task, outputs: list[str], samples: list[Sample]) -> list[Sam
     """Judge each output against its sample (the judge never raises on model output)."""
     if len(outputs) != len(samples):
         raise ValueError(f"{task.name}: {len(outputs)} outputs for {len(samples)} samples")
+    if task.prepare is not None:
+        task.prepare(outputs)
     return [task.judge(output, sample) for output, sample in zip(outputs, samples)]
 
 

@@ -190,3 +190,19 @@ def test_a_run_of_a_task_this_process_cannot_find_still_renders():
              "stats": {"score": 0.5}, "explanation": "half"}]
     page = html_report.render_report([record], {"m::someone_elses": rows}, "run")
     assert 'id="task-someone_elses"' in page and 'data-sample="s1"' in page
+
+
+def test_a_word_diff_rebuilds_both_texts_and_shows_a_change_as_deleted_then_inserted():
+    import random
+
+    from slmbench.bench.report_samples import word_diff
+
+    assert word_diff("the cat sat", "the dog sat") == [("equal", "the "), ("delete", "cat"), ("insert", "dog"),
+                                                       ("equal", " sat")]
+    rng = random.Random(0)
+    for _ in range(200):
+        old = " ".join(rng.choice("a b c d, e.") for _ in range(rng.randrange(0, 30)))
+        new = " ".join(rng.choice("a b c x, e.") for _ in range(rng.randrange(0, 30)))
+        segments = word_diff(old, new)
+        assert "".join(text for kind, text in segments if kind != "insert") == old
+        assert "".join(text for kind, text in segments if kind != "delete") == new

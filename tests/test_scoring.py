@@ -29,3 +29,25 @@ def test_mismatched_lengths_are_refused():
     task = TASKS["iris"]
     with pytest.raises(ValueError, match="2 outputs for 30 samples"):
         score_outputs(task, ["a", "b"], task.samples("test"))
+
+
+def test_products_embeds_its_outputs_in_one_batch_and_finds_the_same_neighbours(monkeypatch):
+    from slmbench.tasks import resolve_task, retrieval
+    from slmbench.tasks.scoring import judge_all
+
+    task = resolve_task("products")
+    samples = task.samples("test")[:6]
+    outputs = [s.target for s in samples[1:]] + [""]  # the last one is empty: no neighbours, nothing embedded
+    retrieval._QUERIES.clear()
+    one_by_one = [retrieval.nearest_training_examples(task, s.target) for s in samples[1:]]
+    retrieval._QUERIES.clear()
+    model = retrieval.embedding_model()
+    batches = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda texts, **kw: batches.append(len(texts)) or encode(texts, **kw))
+    scores = judge_all(task, outputs, samples)
+    assert batches == [5]  # one batch of the five descriptions; the training index was built before
+    batched = [score.details["nearest_train"] for score in scores[:-1]]
+    assert [[n["id"] for n in row] for row in batched] == [[n["id"] for n in row] for row in one_by_one]
+    assert all(abs(a["score"] - b["score"]) < 1e-3 for x, y in zip(batched, one_by_one) for a, b in zip(x, y))
+    assert scores[-1].details["nearest_train"] == []
