@@ -44,6 +44,8 @@ def _problems(task: Task):
         yield "version", f"must be a non-empty string (bump it when prompt, data or scoring change), got {task.version!r}"
     yield from _callable_problems("prompt", task.prompt, "(sample) -> str")
     yield from _callable_problems("judge", task.judge, "(output, sample) -> SampleScore")
+    if task.prepare is not None:
+        yield from _callable_problems("prepare", task.prepare, "(outputs) -> None")
     yield from _schema_problems(task.schema)
     yield from _schema_problems(task.input_schema, "input_schema", "JSON Schema of every sample's input")
     yield from _metric_problems(task)

@@ -148,6 +148,7 @@ def test_the_builtin_tasks_pass_the_checks_a_foreign_task_gets():
     ("TASK = replace(TASK, thresholds={'exact_match': True})", "thresholds['exact_match']: must be a number in [0, 1]"),
     ("TASK = replace(TASK, prompt='Invoice: {input}')", "prompt: must be a function (sample) -> str, got str"),
     ("TASK = replace(TASK, judge=lambda output: None)", "judge: must accept 2 argument(s) (output, sample) -> SampleScore"),
+    ("TASK = replace(TASK, prepare='embed')", "prepare: must be a function (outputs) -> None, got str"),
     ("TASK = replace(TASK, name='my::invoices')", "name: must be letters, digits, '_' or '-'"),
     ("TASK = replace(TASK, version=1)", "version: must be a non-empty string"),
     ("TASK = replace(TASK, max_new_tokens=0)", "max_new_tokens: must be a positive whole number, got 0"),
