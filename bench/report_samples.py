@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from rapidfuzz.distance import Indel
-from sklearn.metrics import confusion_matrix
 
 from slmbench.errors import TaskError
 from slmbench.tasks import Task, resolve_task
@@ -164,5 +163,7 @@ def confusion(rows: list[dict]) -> dict | None:
     truth = [str(row["details"]["expected"]) for row in rows]
     predicted = [str(row["details"].get("predicted") or "invalid") for row in rows]
     labels = sorted(set(truth)) + sorted(set(predicted) - set(truth) - {"invalid"}) + ["invalid"]
+    from sklearn.metrics import confusion_matrix  # here: sklearn takes 2 s to import, most commands never need it
+
     matrix = confusion_matrix(truth, predicted, labels=labels)[:-1]  # no true "invalid" row
     return {"labels": labels, "matrix": matrix.tolist(), "n": len(rows)}

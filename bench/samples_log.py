@@ -11,12 +11,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slmbench.atomic import write_text_atomic
 from slmbench.errors import SlmbenchError
-from slmbench.evaluation import Evaluation
 from slmbench.jsontext import parse_json_output
 from slmbench.tasks.core import Task
+
+if TYPE_CHECKING:  # the report commands read logs without torch
+    from slmbench.evaluation import Evaluation
 
 SUFFIX = ".jsonl"
 

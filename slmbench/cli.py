@@ -27,7 +27,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_provision(args: argparse.Namespace) -> int:
     """Convert the offline GGUF models to cached safetensors checkpoints (once)."""
-    from slmbench.loading import converted_checkpoint
+    from slmbench.gguf_models import converted_checkpoint  # not slmbench.loading: no torch when warm
     from slmbench.registry import resolve
 
     for name in args.models or OFFLINE_MODELS:

@@ -12,9 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from filelock import FileLock
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slmbench.atomic import write_json_atomic
 from slmbench.errors import ModelLoadError
@@ -64,6 +62,9 @@ def _convert_gguf(spec: ModelSpec, gguf_path: Path, gguf_hash: str, target: Path
     staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
+        import torch  # here: a warm `slmbench provision` only checks the cache and never needs them
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
         model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
         # transformers refuses to save a GGUF-loaded model while it still looks quantised.

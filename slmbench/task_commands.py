@@ -11,13 +11,10 @@ from pathlib import Path
 from tabulate import tabulate
 
 from slmbench.atomic import write_json_atomic
-from slmbench.cache import GenerationCache
 from slmbench.console import positive_int
+from slmbench.defaults import DEFAULT_BATCH_SIZE, DTYPE_NAMES
 from slmbench.errors import DatasetError, OutputPathError
-from slmbench.evaluation import decoding_for, evaluate
-from slmbench.generation import DEFAULT_BATCH_SIZE, PROMPT_TOO_LONG, generate, prompt_overflow
 from slmbench.jsontext import parse_json_output
-from slmbench.loading import DTYPES, load_model
 from slmbench.serving import add_backend_arguments, serving
 from slmbench.prompting import FewShot, provenance as fewshot_provenance, shots_option
 from slmbench.tasks import resolve_task
@@ -32,7 +29,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a built-in or installed task name, a task module (mypkg.tasks.invoices) or file")
     parser.add_argument("--data", help="your data instead of the task's fixtures: a JSON Lines file (it_entities: "
                                        "also .conll/.iob/.bio), or a folder of <split>.jsonl files")
-    parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPES))
+    parser.add_argument("--dtype", default="bfloat16", choices=list(DTYPE_NAMES))
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--allow-download", action="store_true", help="let a hub model download (network)")
     add_backend_arguments(parser)
@@ -43,6 +40,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score a model on a task split; print the metrics and save them (with every output) as JSON."""
+    from slmbench.cache import GenerationCache  # torch and transformers load with the command, not the parser
+    from slmbench.evaluation import evaluate
+    from slmbench.loading import load_model
+
     task = with_data(resolve_task(args.task), args.data, args.split)
     if args.output:
         check_output_path(Path(args.output), "--output")  # before the work, not after it
@@ -91,6 +92,8 @@ def check_output_path(path: Path, option: str) -> None:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     """Run a model on your own input for a task; prints the task's JSON (pretty) or text."""
+    from slmbench.loading import load_model
+
     task = with_data(resolve_task(args.task), args.data)
     loaded = load_model(args.model, dtype=args.dtype, adapter=args.adapter, allow_download=args.allow_download,
                         defer_weights=args.backend != "hf")
@@ -99,6 +102,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _infer_each(args: argparse.Namespace, task: Task, loaded, server) -> int:
+    from slmbench.evaluation import decoding_for
+    from slmbench.generation import PROMPT_TOO_LONG, generate, prompt_overflow
+
     skipped: list[int] = []  # stdin lines that were not UTF-8
     for index, document in enumerate(_documents(args, skipped), start=1):
         sample = Sample(f"input-{index}", _task_input(task, document, f"input {index}"), None)

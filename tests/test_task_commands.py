@@ -41,3 +41,15 @@ def test_infer_marks_garbage_json_output_instead_of_crashing(tmp_path, monkeypat
 def test_slmbench_train_rejects_a_bad_config_before_loading_anything(capsys):
     assert main(["train", "--model", "smollm2-135m-instruct", "--task", "iris", "--lora-r", "0"]) == 2
     assert "lora_r must be a positive number, got 0" in capsys.readouterr().err
+
+
+def test_the_command_line_and_a_warm_provision_load_neither_torch_nor_transformers():
+    """`make main` runs `slmbench provision` on every call: warm, it only checks the cache, and
+    importing torch and transformers for that cost 10 s of a one-minute warm `make main`."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from slmbench.cli import build_parser; build_parser(); "
+             "import slmbench.gguf_models; print(sorted({'torch', 'transformers', 'sklearn'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
