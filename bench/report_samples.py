@@ -85,7 +85,7 @@ def word_diff(old: str, new: str) -> list[tuple[str, str]]:
     both change, what was deleted comes before what was inserted."""
     a, b = TOKEN.findall(old), TOKEN.findall(new)
     segments, deleted, inserted = [], [], []
-    # rapidfuzz's longest-common-subsequence diff (C++): difflib's took 30 s of a 60 s warm bench on 1600 outputs
+    # rapidfuzz's longest-common-subsequence diff (C++): difflib took 32 s of a 111 s profiled warm bench (1600 diffs)
     for op, i1, i2, j1, j2 in [*Indel.opcodes(a, b), ("equal", len(a), len(a), len(b), len(b))]:
         if op != "equal":
             deleted += a[i1:i2]

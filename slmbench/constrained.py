@@ -84,8 +84,9 @@ def minimal_instance(schema: dict):
                 return None
         return value
     if kind == "array":
-        item = minimal_instance(schema.get("items", {})) if schema.get("minItems", 0) else None
-        return [item] * schema.get("minItems", 0) if item is not None or not schema.get("minItems", 0) else None
+        count = schema.get("minItems", 0)
+        item = minimal_instance(schema.get("items", {})) if count else None
+        return [] if not count else None if item is None else [item] * count
     if kind == "string":
         return "x" * schema.get("minLength", 0) if "pattern" not in schema and "format" not in schema else None
     if kind in ("number", "integer"):
@@ -115,9 +116,9 @@ def closing_reserve(schema: dict, tokenizer) -> int | None:
     return len(tokenizer.encode(json.dumps(shortest), add_special_tokens=False)) + 2 * value_depth(schema) + 1
 
 
-# Closing a value early: the characters that end a string, an array or an object, or move on to the
-# next required key. Tried in this order on rows whose budget runs short.
-CLOSERS = ('"', "]", "}", ",", ", ")
+# Closing a value early: the characters that end a string, an array or an object, move on to the next
+# required key, or open a required string. Outside a string they are tried in this order.
+CLOSERS = ("]", "}", ",", ", ", '"')
 
 
 class SchemaLogitsProcessor(LogitsProcessor):
@@ -189,12 +190,11 @@ class SchemaLogitsProcessor(LogitsProcessor):
 
     def _closer(self, line: np.ndarray, matcher) -> int | None:
         """The token that moves a row fastest to the end of its value, or None (the model picks)."""
-        allowed = [token is not None and _allows(line, token) for token in self.closers]
-        if allowed[0] and allowed[3]:  # `"` and `,` are both string content: inside a string, so end it
-            return self.closers[0]
-        for token, ok in zip(self.closers[1:] + self.closers[:1], allowed[1:] + allowed[:1]):
-            if ok:
-                return token
+        allowed = {text: token for text, token in self.closers.items() if _allows(line, token)}
+        if '"' in allowed and "," in allowed:  # both are string content: inside a string, so end it
+            return allowed['"']
+        if allowed:
+            return next(iter(allowed.values()))  # CLOSERS' order
         forced = matcher.compute_ff_tokens()  # a required key's name, in the tokenizer's own tokens
         if not forced:  # llguidance leaves out a forced ` [` that a longer token (` ["`) could extend
             text = matcher.compute_ff_bytes().decode("utf-8", errors="ignore")
@@ -206,11 +206,11 @@ def _allows(line: np.ndarray, token: int) -> bool:
     return bool((int(line[token >> 5]) >> (token & 31)) & 1)
 
 
-def _closer_ids(tokenizer, logits_size: int) -> list[int | None]:
-    """The token that is exactly each of CLOSERS, or None where the tokenizer has none."""
-    ids = []
+def _closer_ids(tokenizer, logits_size: int) -> dict[str, int]:
+    """The token that is exactly each of CLOSERS, in their order (those the tokenizer lacks left out)."""
+    ids = {}
     for text in CLOSERS:
         encoded = tokenizer.encode(text, add_special_tokens=False)
-        single = len(encoded) == 1 and encoded[0] < logits_size and tokenizer.decode(encoded) == text
-        ids.append(encoded[0] if single else None)
+        if len(encoded) == 1 and encoded[0] < logits_size and tokenizer.decode(encoded) == text:
+            ids[text] = encoded[0]
     return ids

@@ -45,7 +45,7 @@ def test_slmbench_train_rejects_a_bad_config_before_loading_anything(capsys):
 
 def test_the_command_line_and_a_warm_provision_load_neither_torch_nor_transformers():
     """`make main` runs `slmbench provision` on every call: warm, it only checks the cache, and
-    importing torch and transformers for that cost 10 s of a one-minute warm `make main`."""
+    importing torch and transformers for that cost about 12 s of a one-minute warm `make main`."""
     import subprocess
     import sys
 
