@@ -130,6 +130,7 @@ class VllmServer:
         self.model, self.checkpoint_dir, self.adapters, self.dtype = model, Path(checkpoint_dir), list(adapters), dtype
         self.extra_args, self.start_timeout, self.concurrency = extra_args, start_timeout, concurrency
         self.process: subprocess.Popen | None = None
+        self.stopped = False
         self.python_path: str | None = None  # the processor's modules, for the server's lifetime
         self.port = _free_port()
         self.log_path = cache_root() / "vllm" / f"{model}-{self.port}.log"
@@ -193,8 +194,9 @@ class VllmServer:
         if self.python_path is not None:
             shutil.rmtree(self.python_path, ignore_errors=True)
             self.python_path = None
-        if self.process is None:
+        if self.process is None or self.stopped:  # once: a reaped group's id may be reused later
             return
+        self.stopped = True
         if self.process.poll() is not None:  # it died: its engine processes may not have
             self._signal_group(signal.SIGKILL)
             return
