@@ -34,18 +34,21 @@ from slmbench.bench.report import print_and_save
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
 from slmbench.tasks import resolve_task
-from slmbench.training.config import TrainConfig, make_config, with_target_modules
+from slmbench.training.config import TrainConfig, make_config, with_compile_choice, with_target_modules
 from slmbench.training.data import IGNORE, PadCollator, build_examples
 from slmbench.training.lora import CompletionLossTrainer, release_from_trainer, training_arguments, wrap_with_lora
 
 # Settings each recipe changes from the preset; `naive` is the ratio baseline, `v1` the recipe before
-# the profile (docs/performance.md), `current` TrainConfig's defaults: what `slmbench train` runs.
-_V1 = {"completion_only_logits": True, "bf16": True, "lora_dropout": 0.05, "attn_implementation": "sdpa"}
+# the profile, `v2` the recipe before compiled layers (docs/performance.md), `current` TrainConfig's
+# defaults: what `slmbench train` runs.
+_V1 = {"completion_only_logits": True, "bf16": True, "lora_dropout": 0.05, "attn_implementation": "sdpa",
+       "compile_layers": False}
 RECIPES: dict[str, dict] = {
     "naive": {**_V1, "completion_only_logits": False, "bf16": False},  # full logits, float32
     "v1": _V1,
     "v1+no-dropout": {**_V1, "lora_dropout": 0.0},
     "v1+eager": {**_V1, "attn_implementation": "eager"},
+    "v2": {"compile_layers": False},
     "current": {},
 }
 
@@ -109,7 +112,8 @@ def timed_run(loaded, config: TrainConfig, steps: list[list[dict]], val: list[di
     release_from_trainer(trainer)
     timed = timer.seconds[1:]  # the first step is a warm-up
     tokens = sum(len(e["input_ids"]) for step in steps[1:] for e in step)
-    return {"tokens_per_sec": tokens / sum(timed), "val_loss": val_loss}
+    # the warm-up step carries one-off costs: Inductor compiles there (seconds to minutes, once per run)
+    return {"tokens_per_sec": tokens / sum(timed), "val_loss": val_loss, "first_step_seconds": timer.seconds[0]}
 
 
 def measure_model(name: str, task: str, recipes: list[str], batch_size: int, steps: int, repeats: int,
@@ -117,6 +121,7 @@ def measure_model(name: str, task: str, recipes: list[str], batch_size: int, ste
     """Every recipe on one model, interleaved within each repeat; medians over repeats."""
     base_loaded = load_model(name, dtype="float32")
     preset = with_target_modules(make_config(name, task, "fast", batch_size=batch_size), base_loaded.model.config.model_type)
+    preset = with_compile_choice(preset, base_loaded.model.num_parameters(), on_cpu=not torch.cuda.is_available())
     train = build_examples(base_loaded, resolve_task(task), "train", preset.max_seq_len).examples
     val = build_examples(base_loaded, resolve_task(task), "val", preset.max_seq_len).examples[:val_samples]
     plan = [train[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
@@ -139,6 +144,7 @@ def measure_model(name: str, task: str, recipes: list[str], batch_size: int, ste
             "model": name, "task": task, "recipe": recipe, "settings": RECIPES[recipe] or "TrainConfig defaults",
             "tokens_per_sec": rate, "tokens_per_sec_each_repeat": [r["tokens_per_sec"] for r in results],
             "val_loss": statistics.median(r["val_loss"] for r in results), "ceiling_tokens_per_sec": ceiling,
+            "first_step_seconds": statistics.median(r["first_step_seconds"] for r in results),
             "share_of_ceiling": rate / ceiling,
         })
     baseline = next((r["tokens_per_sec"] for r in rows if r["recipe"] == "naive"), None)
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(OFFLINE_MODELS))
     parser.add_argument("--task", default="it_entities")
-    parser.add_argument("--recipes", nargs="+", default=["naive", "v1", "current"], choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=["naive", "v1", "v2", "current"], choices=list(RECIPES))
     parser.add_argument("--batch-size", type=int, default=4, help="examples per optimizer step")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run, after one warm-up step")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per recipe (the median counts)")
@@ -166,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                                                                  args.steps, args.repeats, args.val_samples, peak)]
     print(f"bf16 matmul, measured now: {peak:.0f} GFLOP/s; torch threads {torch.get_num_threads()}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-    headers = ["model", "recipe", "train tok/s", "vs naive", "val loss", "ceiling tok/s", "of ceiling"]
+    headers = ["model", "recipe", "train tok/s", "vs naive", "val loss", "ceiling tok/s", "of ceiling", "warm-up step s"]
     table = [[r["model"], r["recipe"], r["tokens_per_sec"], r["speedup_vs_naive"], r["val_loss"],
-              r["ceiling_tokens_per_sec"], f"{100 * r['share_of_ceiling']:.0f}%"] for r in rows]
+              r["ceiling_tokens_per_sec"], f"{100 * r['share_of_ceiling']:.0f}%", r["first_step_seconds"]]
+             for r in rows]
     print_and_save(table, headers, rows, args.out, floatfmt=".3f", peak_bf16_gflops=round(peak, 1),
                    wall_seconds=round(time.perf_counter() - started, 1))
     return 0

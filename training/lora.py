@@ -8,7 +8,8 @@ Run:  python -m slmbench.training --model smollm2-135m-instruct --task iris --pr
 The base model is loaded in float32 and wrapped with a PEFT LoRA adapter; bf16 autocast (on CPU
 too) comes from TrainingArguments. Examples are the task's own prompt, rendered as the model sees
 it at test time, followed by the reference completion and EOS; only completion tokens carry loss.
-The val loss is measured after every epoch and the best epoch's adapter is the one kept.
+The val loss is measured after every epoch and the best epoch's adapter is the one kept. On CPU,
+a real model's decoder layers are torch.compile'd for training (training/compiled.py).
 
 Output, in `<out_root>/<model>/<task>/<preset>/` (out_root: argument, $SLMBENCH_ADAPTERS, or ./adapters):
     adapter_model.safetensors, adapter_config.json   the PEFT adapter (save_pretrained; README.md is PEFT's card)
@@ -46,7 +47,9 @@ from slmbench.paths import adapters_root as default_adapters_root
 from slmbench.registry import resolve
 from slmbench.tasks import resolve_task
 from slmbench.tasks.data_sources import with_data
-from slmbench.training.config import TrainConfig, accumulation, check_config, processes, with_target_modules
+from slmbench.training.compiled import compile_decoder_layers, uncompile
+from slmbench.training.config import (TrainConfig, accumulation, check_config, processes, with_compile_choice,
+                                      with_target_modules)
 from slmbench.training.data import ExampleSet, PadCollator, StepSampler, build_examples, filler
 from slmbench.training.loss import causal_lm_loss
 from slmbench.training.progress import PairStatus, TrainProgress
@@ -99,6 +102,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     loaded = load_model(config.model, dtype="float32")
     inference_attention = loaded.model.config._attn_implementation  # training may use another kernel
     config = with_target_modules(config, loaded.model.config.model_type)
+    config = with_compile_choice(config, loaded.model.num_parameters(), on_cpu=not torch.cuda.is_available())
     train_set = build_examples(loaded, task, "train", config.max_seq_len)
     val_set = build_examples(loaded, task, "val", config.max_seq_len)
     run = describe_run(config, loaded, task, train_set, val_set)
@@ -163,16 +167,22 @@ def result_from_record(target: Path, record: dict, reused: bool, loaded: LoadedM
 
 
 def wrap_with_lora(loaded: LoadedModel, config: TrainConfig) -> PeftModel:
-    """The base model, on `config.attn_implementation`, with fresh LoRA adapters on `config.target_modules` (seeded)."""
+    """The base model, on `config.attn_implementation`, with fresh LoRA adapters on `config.target_modules` (seeded).
+
+    With `config.compile_layers` each decoder layer is compiled in place (`release_from_trainer` undoes it).
+    """
     set_seed(config.seed)
     loaded.model.set_attn_implementation(config.attn_implementation)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=list(config.target_modules), task_type="CAUSAL_LM")
     try:
-        return get_peft_model(loaded.model, lora)
+        model = get_peft_model(loaded.model, lora)
     except ValueError as error:
         raise TrainingConfigError(f"{loaded.spec.name}: LoRA target modules {', '.join(config.target_modules)} "
                                   f"do not fit: {str(error).splitlines()[0][:300]}") from None
+    if config.compile_layers:
+        compile_decoder_layers(model)
+    return model
 
 
 class CompletionLossTrainer(Trainer):
@@ -247,13 +257,15 @@ def make_trainer(model: torch.nn.Module, config: TrainConfig, train_set: Example
 
 
 def release_from_trainer(trainer: Trainer) -> torch.nn.Module:
-    """The trained model as a plain module again, without accelerate's autocast forward wrapper.
+    """The trained model as a plain module again: eager layers, without accelerate's autocast forward wrapper.
 
     accelerate also marks a model it prepared and skips it ever after: a later Trainer on the same
-    model object (the benchmark's) would silently run without its own autocast setting.
+    model object (the benchmark's) would silently run without its own autocast setting. Compiled
+    layers go back to eager so generation afterwards does not compile decode shapes.
     """
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     model.__dict__.pop("_is_accelerate_prepared", None)
+    uncompile(model)
     return model
 
 
