@@ -10,7 +10,7 @@ every layer of the model and every sequence length reuse. Kernels are cached on 
 
 ``nn.Module.compile`` compiles in place (state-dict keys, PEFT saving and loading unchanged);
 ``uncompile`` puts the eager forward back, so a model used for generation after training does not
-compile decode shapes.
+compile decode shapes, and clears Dynamo's cache for the next run in the same process.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def uncompile(model: torch.nn.Module) -> None:
     torch has no public inverse of ``nn.Module.compile``; it keeps the compiled callable in
     ``_compiled_call_impl`` and calls the eager one when that is None.
     """
-    for module in model.modules():
-        if getattr(module, "_compiled_call_impl", None) is not None:
-            module._compiled_call_impl = None
+    compiled = [module for module in model.modules() if getattr(module, "_compiled_call_impl", None) is not None]
+    for module in compiled:
+        module._compiled_call_impl = None
+    if compiled:
+        # Every compiled module shares one code object (Module._call_impl), and Dynamo stops compiling a
+        # code object after 8 variants: `slmbench main` trains ten pairs in one process, so each pair
+        # starts from an empty cache (Inductor's disk cache still spares the kernel builds)
+        torch.compiler.reset()
