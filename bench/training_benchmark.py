@@ -34,22 +34,21 @@ from slmbench.bench.report import print_and_save
 from slmbench.loading import load_model
 from slmbench.registry import OFFLINE_MODELS
 from slmbench.tasks import resolve_task
-from slmbench.training.config import TrainConfig, make_config, with_compile_choice, with_target_modules
+from slmbench.training.config import TrainConfig, make_config, with_target_modules
 from slmbench.training.data import IGNORE, PadCollator, build_examples
 from slmbench.training.lora import CompletionLossTrainer, release_from_trainer, training_arguments, wrap_with_lora
 
 # Settings each recipe changes from the preset; `naive` is the ratio baseline, `v1` the recipe before
-# the profile, `v2` the recipe before compiled layers (docs/performance.md), `current` TrainConfig's
-# defaults: what `slmbench train` runs.
-_V1 = {"completion_only_logits": True, "bf16": True, "lora_dropout": 0.05, "attn_implementation": "sdpa",
-       "compile_layers": False}
+# the profile (docs/performance.md), `current` TrainConfig's defaults: what `slmbench train` runs;
+# `current+compile` the same with compiled decoder layers (`--compile-layers`).
+_V1 = {"completion_only_logits": True, "bf16": True, "lora_dropout": 0.05, "attn_implementation": "sdpa"}
 RECIPES: dict[str, dict] = {
     "naive": {**_V1, "completion_only_logits": False, "bf16": False},  # full logits, float32
     "v1": _V1,
     "v1+no-dropout": {**_V1, "lora_dropout": 0.0},
     "v1+eager": {**_V1, "attn_implementation": "eager"},
-    "v2": {"compile_layers": False},
     "current": {},
+    "current+compile": {"compile_layers": True},
 }
 
 
@@ -121,7 +120,6 @@ def measure_model(name: str, task: str, recipes: list[str], batch_size: int, ste
     """Every recipe on one model, interleaved within each repeat; medians over repeats."""
     base_loaded = load_model(name, dtype="float32")
     preset = with_target_modules(make_config(name, task, "fast", batch_size=batch_size), base_loaded.model.config.model_type)
-    preset = with_compile_choice(preset, base_loaded.model.num_parameters(), on_cpu=not torch.cuda.is_available())
     train = build_examples(base_loaded, resolve_task(task), "train", preset.max_seq_len).examples
     val = build_examples(base_loaded, resolve_task(task), "val", preset.max_seq_len).examples[:val_samples]
     plan = [train[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
@@ -157,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(OFFLINE_MODELS))
     parser.add_argument("--task", default="it_entities")
-    parser.add_argument("--recipes", nargs="+", default=["naive", "v1", "v2", "current"], choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=["naive", "v1", "current", "current+compile"], choices=list(RECIPES))
     parser.add_argument("--batch-size", type=int, default=4, help="examples per optimizer step")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run, after one warm-up step")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per recipe (the median counts)")

@@ -2,8 +2,7 @@
 
 One optimizer step in float32 on four examples of different lengths, eager and with every decoder
 layer torch.compile'd (dynamic shapes): the LoRA gradients must agree to float32 tolerance, and
-`uncompile` must leave no compiled forward behind for generation. Auto (the default) compiles only
-where it was measured to pay: CPU, a base of 50M+ parameters.
+`uncompile` must leave no compiled forward behind for generation. Compiling is opt-in.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from slmbench.loading import load_model
 from slmbench.tasks import TASKS
 from slmbench.training.compiled import compile_decoder_layers, decoder_layers, uncompile
 from slmbench.errors import TrainingConfigError
-from slmbench.training.config import make_config, with_compile_choice, with_target_modules
+from slmbench.training.config import check_compiler, make_config, with_target_modules
 from slmbench.training.data import ExampleSet, build_examples
 from slmbench.training.lora import make_trainer, wrap_with_lora
 from tests.test_accumulation import GradientSnapshot
@@ -51,20 +50,12 @@ def test_compiled_layers_give_the_eager_gradients_and_uncompile_restores_eager(t
     assert not any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules())
 
 
-def test_compile_is_on_by_default_only_for_large_bases_on_cpu_and_an_explicit_choice_is_kept():
-    config = make_config(MODEL, "products", "fast")
-    assert config.compile_layers is None  # auto until the base is loaded
-    assert with_compile_choice(config, 135_000_000, on_cpu=True).compile_layers is True
-    assert with_compile_choice(config, 1_000_000, on_cpu=True).compile_layers is False
-    assert with_compile_choice(config, 135_000_000, on_cpu=False).compile_layers is False  # unmeasured on GPU
-    assert with_compile_choice(replace(config, compile_layers=False), 135_000_000, on_cpu=True).compile_layers is False
-    with pytest.raises(TrainingConfigError, match="compile_layers"):
-        make_config(MODEL, "products", "fast", compile_layers="yes")
-
-
-def test_without_a_cpp_compiler_auto_is_off_and_asking_for_it_names_the_fix(monkeypatch):
+def test_compile_is_off_by_default_and_without_a_cpp_compiler_asking_for_it_names_the_fix(monkeypatch):
+    assert make_config(MODEL, "products", "fast").compile_layers is False
+    config = make_config(MODEL, "products", "fast", compile_layers=True)
     monkeypatch.setattr("torch._inductor.config.cpp.cxx", ("/nonexistent/c++",))
-    config = make_config(MODEL, "products", "fast")
-    assert with_compile_choice(config, 135_000_000, on_cpu=True).compile_layers is False
-    with pytest.raises(TrainingConfigError, match="C\\+\\+ compiler.*--no-compile-layers"):
-        with_compile_choice(replace(config, compile_layers=True), 135_000_000, on_cpu=True)
+    check_compiler(replace(config, compile_layers=False), on_cpu=True)  # not asked for: nothing to check
+    with pytest.raises(TrainingConfigError, match="C\\+\\+ compiler.*--compile-layers"):
+        check_compiler(config, on_cpu=True)
+    with pytest.raises(TrainingConfigError, match="compile_layers must be true or false"):
+        make_config(MODEL, "products", "fast", compile_layers="yes")

@@ -54,8 +54,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--full-logits", action="store_true",
                         help="compute logits at every position (slower; completion-only is the default)")
     tuning.add_argument("--fp32", action="store_true", help="no bf16 autocast (slower, reference numerics)")
-    tuning.add_argument("--compile-layers", action=argparse.BooleanOptionalAction,
-                        help="torch.compile each decoder layer (default: on CPU for bases of 50M+ parameters)")
+    tuning.add_argument("--compile-layers", action="store_true",
+                        help="torch.compile each decoder layer (faster on CPU; off by default, see docs/performance.md)")
     parser.add_argument("--data", help="a folder with train.jsonl and val.jsonl (it_entities: also .conll/.iob/.bio) "
                                        "to train on instead of the task's fixtures")
     parser.add_argument("--out", help="adapters root (default $SLMBENCH_ADAPTERS or ./adapters)")
@@ -78,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
             micro_batch_size=args.micro_batch_size,
             max_seq_len=args.max_seq_len, seed=seed, max_steps=args.max_steps,
             target_modules=args.target_modules, completion_only_logits=False if args.full_logits else None,
-            bf16=False if args.fp32 else None, compile_layers=args.compile_layers, data=args.data)
+            bf16=False if args.fp32 else None, compile_layers=True if args.compile_layers else None, data=args.data)
         for model in comma_list(args.model, "--model") for task in task_list(args.task)
         for seed in (args.seeds or [args.seed])
     ]

@@ -8,8 +8,8 @@ Run:  python -m slmbench.training --model smollm2-135m-instruct --task iris --pr
 The base model is loaded in float32 and wrapped with a PEFT LoRA adapter; bf16 autocast (on CPU
 too) comes from TrainingArguments. Examples are the task's own prompt, rendered as the model sees
 it at test time, followed by the reference completion and EOS; only completion tokens carry loss.
-The val loss is measured after every epoch and the best epoch's adapter is the one kept. On CPU,
-a real model's decoder layers are torch.compile'd for training (training/compiled.py).
+The val loss is measured after every epoch and the best epoch's adapter is the one kept.
+`compile_layers` (off by default) torch.compile's each decoder layer for training (training/compiled.py).
 
 Output, in `<out_root>/<model>/<task>/<preset>/` (out_root: argument, $SLMBENCH_ADAPTERS, or ./adapters):
     adapter_model.safetensors, adapter_config.json   the PEFT adapter (save_pretrained; README.md is PEFT's card)
@@ -48,7 +48,7 @@ from slmbench.registry import resolve
 from slmbench.tasks import resolve_task
 from slmbench.tasks.data_sources import with_data
 from slmbench.training.compiled import compile_decoder_layers, uncompile
-from slmbench.training.config import (TrainConfig, accumulation, check_config, processes, with_compile_choice,
+from slmbench.training.config import (TrainConfig, accumulation, check_compiler, check_config, processes,
                                       with_target_modules)
 from slmbench.training.data import ExampleSet, PadCollator, StepSampler, build_examples, filler
 from slmbench.training.loss import causal_lm_loss
@@ -102,7 +102,7 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     loaded = load_model(config.model, dtype="float32")
     inference_attention = loaded.model.config._attn_implementation  # training may use another kernel
     config = with_target_modules(config, loaded.model.config.model_type)
-    config = with_compile_choice(config, loaded.model.num_parameters(), on_cpu=not torch.cuda.is_available())
+    check_compiler(config, on_cpu=not torch.cuda.is_available())
     train_set = build_examples(loaded, task, "train", config.max_seq_len)
     val_set = build_examples(loaded, task, "val", config.max_seq_len)
     run = describe_run(config, loaded, task, train_set, val_set)

@@ -83,8 +83,11 @@ def replacement_reason(previous: dict, run: dict) -> str | None:
 def describe_run(config: TrainConfig, loaded: LoadedModel, task: Task, train_set: ExampleSet,
                  val_set: ExampleSet) -> dict:
     """Everything that identifies the run, and the fingerprint over what can change the adapter."""
+    settings = config.as_dict()
+    if not settings["compile_layers"]:  # absent = eager: adapters trained before the option keep their fingerprint
+        del settings["compile_layers"]
     identity = {
-        "settings": config.as_dict(),
+        "settings": settings,
         "base_weights_hash": loaded.weights_hash,
         "task_version": task.version,
         "train_data_sha256": file_sha256(task.data_path("train")),
