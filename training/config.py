@@ -67,7 +67,7 @@ class TrainConfig:
     attn_implementation: str = "eager"  # transformers attention kernel for training: "eager" or "sdpa";
     # eager trained 1.06-1.10x faster on CPU at these sequence lengths (docs/performance.md)
     compile_layers: bool = False  # torch.compile each decoder layer (training/compiled.py): pairs trained
-    # 1.2-1.7x faster on CPU, after a one-off compile of 1-1.5 min. Off by default: the SmolLM2 iris adapter
+    # 1.3-1.7x faster on CPU, after a one-off compile of 1-1.5 min. Off by default: the SmolLM2 iris adapter
     # it trained predicted one class under bf16 inference (0.333 vs 0.733 eager; 0.800 in float32)
 
     def as_dict(self) -> dict:
