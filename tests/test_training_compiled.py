@@ -12,10 +12,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from slmbench.errors import TrainingConfigError
 from slmbench.loading import load_model
 from slmbench.tasks import TASKS
 from slmbench.training.compiled import compile_decoder_layers, decoder_layers, uncompile
-from slmbench.errors import TrainingConfigError
 from slmbench.training.config import check_compiler, make_config, with_target_modules
 from slmbench.training.data import ExampleSet, build_examples
 from slmbench.training.lora import make_trainer, wrap_with_lora
@@ -57,5 +57,7 @@ def test_compile_is_off_by_default_and_without_a_cpp_compiler_asking_for_it_name
     check_compiler(replace(config, compile_layers=False), on_cpu=True)  # not asked for: nothing to check
     with pytest.raises(TrainingConfigError, match="C\\+\\+ compiler.*--compile-layers"):
         check_compiler(config, on_cpu=True)
+    with pytest.raises(TrainingConfigError, match="C\\+\\+ compiler"):  # before any model loads
+        make_config(MODEL, "products", "fast", compile_layers=True)
     with pytest.raises(TrainingConfigError, match="compile_layers must be true or false"):
         make_config(MODEL, "products", "fast", compile_layers="yes")

@@ -128,6 +128,7 @@ def check_config(config: TrainConfig) -> None:
     if config.batch_size % processes():
         raise TrainingConfigError(f"batch_size {config.batch_size} does not split over {processes()} processes; "
                                   f"choose a multiple of {processes()}")
+    check_compiler(config)
     if config.target_modules is not None and not config.target_modules:
         raise TrainingConfigError("target_modules is empty; name at least one layer (e.g. q_proj,v_proj) or leave it unset")
     _check_task(config.task, config.data)
@@ -206,10 +207,16 @@ def with_target_modules(config: TrainConfig, model_type: str) -> TrainConfig:
     return replace(config, target_modules=target_modules_for(model_type, config.target_modules))
 
 
-def check_compiler(config: TrainConfig, on_cpu: bool) -> None:
-    """Raise TrainingConfigError if compile_layers is asked for on CPU where Inductor has no C++ compiler."""
+def check_compiler(config: TrainConfig, on_cpu: bool | None = None) -> None:
+    """Raise TrainingConfigError if compile_layers is asked for on CPU (None: no GPU here) where Inductor
+    has no C++ compiler."""
+    if not config.compile_layers:
+        return
+    import torch
+
     from slmbench.training.compiled import cpp_compiler
 
-    if config.compile_layers and on_cpu and cpp_compiler() is None:
+    on_cpu = not torch.cuda.is_available() if on_cpu is None else on_cpu
+    if on_cpu and cpp_compiler() is None:
         raise TrainingConfigError("compile_layers needs a C++ compiler on CPU (g++ or clang++ on PATH, or $CXX); "
                                   "install one, or train without --compile-layers")

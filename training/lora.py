@@ -48,8 +48,7 @@ from slmbench.registry import resolve
 from slmbench.tasks import resolve_task
 from slmbench.tasks.data_sources import with_data
 from slmbench.training.compiled import compile_decoder_layers, uncompile
-from slmbench.training.config import (TrainConfig, accumulation, check_compiler, check_config, processes,
-                                      with_target_modules)
+from slmbench.training.config import TrainConfig, accumulation, check_config, processes, with_target_modules
 from slmbench.training.data import ExampleSet, PadCollator, StepSampler, build_examples, filler
 from slmbench.training.loss import causal_lm_loss
 from slmbench.training.progress import PairStatus, TrainProgress
@@ -102,7 +101,6 @@ def train(config: TrainConfig, out_root: str | Path | None = None, force: bool =
     loaded = load_model(config.model, dtype="float32")
     inference_attention = loaded.model.config._attn_implementation  # training may use another kernel
     config = with_target_modules(config, loaded.model.config.model_type)
-    check_compiler(config, on_cpu=not torch.cuda.is_available())
     train_set = build_examples(loaded, task, "train", config.max_seq_len)
     val_set = build_examples(loaded, task, "val", config.max_seq_len)
     run = describe_run(config, loaded, task, train_set, val_set)
