@@ -4,8 +4,8 @@ Run:  python -m slmbench.bench.backend_benchmark [--models NAME ...] [--tasks NA
       [--out bench_results/backends.json]   (needs `make engines`, or SLMBENCH_VLLM_PYTHON)
 
 For each model (and adapter) and task, the whole split is generated twice, uncached, with the task's
-own decoding settings: by the hf engine at batch 16, then by the model's vLLM server (started once per
-model, serving its adapters too) with 16 requests in flight. The table gives wall seconds and
+own decoding settings: by the hf engine at its batch size (16), then by the model's vLLM server (started
+once per model, serving its adapters too) with its requests in flight (64), each backend's default. The table gives wall seconds and
 tokens/s of each, their ratio, how many greedy outputs are identical, and the headline metric of
 each with its 95% interval. The server's start (compilation on a first run) is timed apart.
 """
@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from slmbench.adapters import find_adapters, read_adapter
+from slmbench.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 from slmbench.evaluation import evaluate
 from slmbench.loading import load_model
 from slmbench.paths import adapters_root
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapters", default="none", help="'auto': also every adapter `slmbench train` wrote")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16, help="hf batch and vLLM requests in flight")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="the hf engine's batch")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight to vLLM")
     parser.add_argument("--out", type=Path, default=Path("bench_results/backends.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         base = load_model(name, defer_weights=True)
         adapters = [a.path for a in find_adapters(adapters_root(), [base.spec.name], [t.name for t in tasks])
                     if a.task is not None] if args.adapters == "auto" else []
-        server = VllmServer(base.spec.name, base.checkpoint_dir, adapters, concurrency=args.batch_size)
+        server = VllmServer(base.spec.name, base.checkpoint_dir, adapters, concurrency=args.concurrency)
         started = time.perf_counter()
         with server as engine:
             starts.append((base.spec.name, time.perf_counter() - started))

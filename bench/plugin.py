@@ -15,7 +15,7 @@ import pytest
 
 from slmbench.atomic import write_json_atomic
 from slmbench.cache import GenerationCache
-from slmbench.defaults import DEFAULT_BATCH_SIZE, DEFAULT_DTYPE, DTYPE_NAMES
+from slmbench.defaults import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY, DEFAULT_DTYPE, DTYPE_NAMES
 from slmbench.serving import default_base_url
 from slmbench.errors import SlmbenchError
 from slmbench.prompting import FewShot, shots_option
@@ -89,8 +89,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "http://127.0.0.1:8000/v1); models by registry name, adapters as <model>+<task>/<preset>")
     group.addoption("--bench-api-key-env", default="OPENAI_API_KEY", metavar="NAME",
                     help="environment variable holding the server's API key (default OPENAI_API_KEY)")
-    group.addoption("--bench-concurrency", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
-                    help=f"requests in flight to a server backend (default {DEFAULT_BATCH_SIZE})")
+    group.addoption("--bench-concurrency", type=positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
+                    help=f"requests in flight to a server backend (default {DEFAULT_CONCURRENCY})")
     group.addoption("--bench-structured", action="store_true",
                     help="beside each case of a JSON task, run it again with its outputs constrained to the task's "
                          "JSON Schema (structured outputs: llguidance on hf, `pip install 'slmbench[structured]'`; "

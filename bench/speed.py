@@ -109,7 +109,8 @@ class CaseSpeed:
 
         machine = machine_fingerprint(loaded)
         material = {"kind": "tokens_per_sec", "format": FORMAT, "batch_size": batch_size, "machine": machine,
-                    "outputs": generation_keys(loaded, [loaded.render(p) for p in prompts], decoding, server, schema)}
+                    "outputs": generation_keys(loaded, [loaded.render(p) for p in prompts], decoding, server, schema,
+                                               batch_size)}
         if server is not None:
             material["concurrency"] = server.concurrency
         key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -120,7 +121,7 @@ class CaseSpeed:
         anything (and stored), otherwise the figure cached for this machine, otherwise none."""
         if run.generated_tokens > 0:
             return self.store(run)
-        # Outputs from another machine (or thread count, or batch size) find no figure: theirs would pass
+        # Outputs from another machine (or thread count) find no figure: theirs would pass
         # for this machine's speed, and timing the case now would cost one more generation of the whole
         # split, which is what the cache is there to save. It says "not timed here"; --bench-retime times it.
         found = self.cache.get(self.key)

@@ -19,11 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from slmbench.atomic import write_text_atomic
+from slmbench.defaults import DEFAULT_BATCH_SIZE
 from slmbench.errors import SlmbenchWarning
 from slmbench.paths import cache_root
 
 log = logging.getLogger(__name__)
-FORMAT = 2  # layout of the key material below; the engine's own code is hashed into it (engine_version)
+FORMAT = 3  # layout of the key material below; the engine's own code is hashed into it (engine_version)
 _UNWRITABLE: set[Path] = set()  # cache roots a write failed in: warned once per process, then skipped
 ENGINE_SOURCES = ("generation.py", "jsontext.py")  # decoding loop, stop rules and JSON end detection
 CONSTRAINED_SOURCES = ("constrained.py",)  # the schema mask: in the keys of structured outputs only
@@ -46,12 +47,13 @@ def library_version(package: str) -> str:
 
 
 def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None = None,
-                   schema: dict | None = None) -> str:
+                   schema: dict | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> str:
     """Hash of everything that can change a greedy completion.
 
     `server` is a server engine's identity (slmbench.server_engine: backend, server version, served
-    name...); without it the completion comes from transformers in this process. `schema` is the
-    JSON Schema structured decoding constrains to (None when unconstrained).
+    name..., requests in flight); without it the completion comes from transformers in this process, at
+    `batch_size` prompts per batch. `schema` is the JSON Schema structured decoding constrains to (None when
+    unconstrained).
     """
     material = {
         "format": FORMAT,
@@ -67,6 +69,9 @@ def generation_key(loaded, rendered_prompt: str, decoding, server: dict | None =
     }
     if server is not None:
         material["engine"] = {**server, "client": engine_version(SERVER_ENGINE_SOURCES)}
+    else:  # in bfloat16 a batch's padding moves greedy outputs (docs/performance.md: SmolLM2 iris adapter,
+        # accuracy 0.733 at batch 16, 0.500 at 64): a rerun at another batch size generates again
+        material["batch_size"] = batch_size
     if schema is not None:
         material["schema"] = json.dumps(schema)  # as text: the property order is the order the grammar writes
         if server is None:  # the mask's code and the grammar engine's version change what it allows

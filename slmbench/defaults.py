@@ -6,5 +6,7 @@ import free of torch and transformers.
 """
 
 DEFAULT_BATCH_SIZE = 16  # on 2 CPU cores batch 16 gives ~7x the tokens/s of batch 1
+DEFAULT_CONCURRENCY = 64  # requests in flight to a server: a managed vLLM server on 2 CPU cores decoded the
+# it_entities test split 2.0x faster with 80 in flight than with 16 (docs/performance.md)
 DEFAULT_DTYPE = "bfloat16"
 DTYPE_NAMES = ("bfloat16", "float32", "float16")  # torch dtypes by name, as --dtype accepts them

@@ -169,7 +169,7 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
         raise ValueError("structured decoding needs the JSON Schema to constrain to")
     schema = schema if decoding.structured else None
     rendered = [loaded.render(p) for p in prompts]
-    keys = generation_keys(loaded, rendered, decoding, server, schema) if cache else [None] * len(prompts)
+    keys = generation_keys(loaded, rendered, decoding, server, schema, batch_size) if cache else [None] * len(prompts)
     results: list[Completion | None] = [None] * len(prompts)
     for index, key in enumerate(keys):
         record = cache.get(key) if cache else None
@@ -199,11 +199,13 @@ def generate(loaded: LoadedModel, prompts: list[Prompt], decoding: DecodingConfi
 
 
 def generation_keys(loaded: LoadedModel, rendered: list[str], decoding: DecodingConfig,
-                    server: ServerEngine | None = None, schema: dict | None = None) -> list[str]:
-    """The cache key of each rendered prompt's completion (the schema counts only when decoding is structured)."""
+                    server: ServerEngine | None = None, schema: dict | None = None,
+                    batch_size: int = DEFAULT_BATCH_SIZE) -> list[str]:
+    """The cache key of each rendered prompt's completion (the schema counts only when decoding is
+    structured, the batch size only on transformers here)."""
     identity = server.identity(loaded) if server is not None else None
     constrained_to = schema if decoding.structured else None
-    return [generation_key(loaded, text, decoding, identity, constrained_to) for text in rendered]
+    return [generation_key(loaded, text, decoding, identity, constrained_to, batch_size) for text in rendered]
 
 
 def _generate_on_server(server: ServerEngine, loaded: LoadedModel, prompts: list[Prompt], rendered: list[str],

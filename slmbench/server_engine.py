@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from slmbench.cache import engine_version
+from slmbench.defaults import DEFAULT_CONCURRENCY
 from slmbench.errors import SlmbenchError
 from slmbench.jsontext import json_value_end
 from slmbench.prompting import Prompt, chat_messages, plain_text
@@ -53,7 +54,7 @@ class ServerEngine:
     base_url: str  # e.g. http://127.0.0.1:8000/v1
     name: str = "openai"  # "vllm" for a managed vLLM server, "openai" for any other server
     api_key_env: str = "OPENAI_API_KEY"  # the key is read from this environment variable ("EMPTY" if unset)
-    concurrency: int = 16  # requests in flight at once
+    concurrency: int = DEFAULT_CONCURRENCY  # requests in flight at once
     timeout: float = 300.0  # seconds per request
     retries: int = 2  # retries per request on connection errors, 429 and 5xx, with exponential backoff
     token_prompts: bool = False  # send token ids to the Completions API (exact prompts; vLLM)
@@ -82,6 +83,9 @@ class ServerEngine:
             identity["url"] = self.base_url
         if self.name == "vllm":  # the managed server's JSON stop and closing change what it generates
             identity["processor"] = engine_version(PROCESSOR_SOURCES)
+        # what a server batches together depends on how many requests are in flight, and in bfloat16
+        # that can move greedy outputs (as the batch size does on the hf engine)
+        identity["concurrency"] = self.concurrency
         return identity
 
     def check(self, loaded) -> None:

@@ -10,7 +10,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import replace
 
-from slmbench.defaults import DEFAULT_BATCH_SIZE
+from slmbench.defaults import DEFAULT_CONCURRENCY
 
 BACKENDS = ("hf", "vllm", "openai")
 
@@ -22,7 +22,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=default_base_url(),
                         help="server of --backend openai (default $OPENAI_BASE_URL or http://127.0.0.1:8000/v1)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the server's API key")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_BATCH_SIZE, help="requests in flight to a server")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="requests in flight to a server")
     parser.add_argument("--vllm-args", default="", help="more `vllm serve` arguments for --backend vllm")
 
 

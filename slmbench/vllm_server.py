@@ -28,6 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from slmbench.defaults import DEFAULT_CONCURRENCY
 from slmbench.errors import SlmbenchError
 from slmbench.paths import cache_root
 from slmbench.server_engine import ServerEngine, served_model_name
@@ -123,7 +124,7 @@ class VllmServer:
     """
 
     def __init__(self, model: str, checkpoint_dir: Path | None, adapters: list[Path] = (), dtype: str = "bfloat16",
-                 extra_args: str = "", start_timeout: float = 900.0, concurrency: int = 16):
+                 extra_args: str = "", start_timeout: float = 900.0, concurrency: int = DEFAULT_CONCURRENCY):
         if checkpoint_dir is None:
             raise EngineMissing(f"{model}: the vllm backend serves checkpoints from a folder; a tiny random "
                                 f"model has none (save it with save_pretrained and bench that folder)")
@@ -156,7 +157,11 @@ class VllmServer:
     def __enter__(self) -> ServerEngine:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.python_path = processor_path()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
+        # VLLM_USE_AOT_COMPILE=0: vLLM 0.32's AOT compile cache fails to load under torch 2.13 ("'function'
+        # object has no attribute 'finalize_loading'") and every start compiled again (106-149 s here); with
+        # the older Inductor cache a second start took 54 s. A value the user set is kept.
+        env = {"VLLM_USE_AOT_COMPILE": "0", **os.environ, "HF_HUB_OFFLINE": "1",
+               "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
                "PYTHONPATH": os.pathsep.join(filter(None, [self.python_path, os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "w", encoding="utf-8") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -28,6 +28,15 @@ def test_key_changes_with_every_output_relevant_setting(tiny):
     assert generation_key(tiny, "p", DecodingConfig(max_new_tokens=6, stop_at_json_end=True)) != base
     assert generation_key(load_model("tiny-random-qwen2", dtype="bfloat16"), "p", DECODING) != base
     assert generation_key(load_model("tiny-random-phi3", dtype="float32"), "p", DECODING) != base
+    assert generation_key(tiny, "p", DECODING, batch_size=64) != base  # bf16 outputs move with the batch's padding
+
+
+def test_rerun_at_another_batch_size_generates_again(tiny, cache):
+    first = generate(tiny, PROMPTS, DECODING, batch_size=2, cache=cache)
+    again = generate(tiny, PROMPTS, DECODING, batch_size=2, cache=cache)
+    other = generate(tiny, PROMPTS, DECODING, batch_size=4, cache=cache)
+    assert (first.cache_hits, again.cache_hits, other.cache_hits) == (0, len(PROMPTS), 0)
+    assert other.generated_tokens > 0
 
 
 class InterruptingCache(GenerationCache):
@@ -78,3 +87,15 @@ def test_atomic_writes_make_ordinary_files(tmp_path):
     finally:
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "board.md").stat().st_mode) == 0o644
+
+
+def test_server_keys_change_with_the_requests_in_flight(tiny):
+    from slmbench.generation import generation_keys
+    from slmbench.server_engine import ServerEngine
+
+    def key(concurrency: int, batch_size: int = 16) -> str:
+        server = ServerEngine("http://127.0.0.1:9/v1", version="test 1.0", concurrency=concurrency)
+        return generation_keys(tiny, ["p"], DECODING, server, batch_size=batch_size)[0]
+
+    assert key(4) != key(64)  # the server batches what is in flight together
+    assert key(4, batch_size=16) == key(4, batch_size=64)  # the hf engine's batch size is not the server's

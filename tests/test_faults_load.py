@@ -150,7 +150,7 @@ def test_unwritable_cache_warns_once_keeps_outputs_and_entries(mounted_tmpfs, fa
     loaded = load_model("tiny-random-llama", dtype="float32")
     expected = [c.text for c in generate(loaded, PROMPTS, DECODING).completions]
     cache = GenerationCache(mounted_tmpfs / "generations")
-    generate(loaded, PROMPTS[:1], DECODING, cache=cache)  # one finished entry before the fault
+    generate(loaded, PROMPTS[:1], DECODING, batch_size=1, cache=cache)  # one finished entry before the fault
     kept = snapshot(cache.root)
     if fault == "full disk":
         fill(mounted_tmpfs)
