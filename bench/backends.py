@@ -2,8 +2,11 @@
 OpenAI-compatible server (``--bench-backend hf|vllm|openai``).
 
 The managed vLLM server is started for a model the first time one of its cases misses the generation
-cache, serves the base model and every adapter of it in this run (one load, multi-LoRA), and is stopped
-when the run moves to the next model or ends. A server that cannot be reached skips the case with the
+cache, serves the base model and, with LoRA on (`--bench-vllm-adapters`), every adapter of it in this
+run (one load, multi-LoRA), and is stopped when the run moves to the next model or ends. Without a GPU
+the adapter cases generate on transformers here instead (PEFT), and the server stops first: vLLM's CPU
+LoRA took 1.2-1.4x the hf engine's time over each model's adapter cases, at equal metrics
+(docs/performance.md). A server that cannot be reached skips the case with the
 reason; the check takes seconds, so a down server never hangs a run.
 """
 
@@ -31,6 +34,9 @@ class Backends:
     def server_for(self, case, loaded):
         """The ServerEngine for this case, or None for hf; BackendUnavailable when it cannot run."""
         if self.name == "hf":
+            return None
+        if self.name == "vllm" and getattr(case, "adapter", None) is not None and not self.lora_on_server():
+            self.close()  # an idle vLLM engine would hold memory (and may poll) while transformers generates
             return None
         from slmbench.server_engine import ServerEngine, ServerUnavailable
         from slmbench.vllm_server import EngineMissing
@@ -63,7 +69,7 @@ class Backends:
         if self._server is None or self._server[0] != case.model:
             self.close()
             adapters = list(dict.fromkeys(c.adapter for c in self.cases() if c.model == case.model
-                                          and getattr(c, "adapter", None) is not None))
+                                          and getattr(c, "adapter", None) is not None)) if self.lora_on_server() else []
             server = VllmServer(loaded.spec.name, loaded.checkpoint_dir, adapters, dtype=self.option("dtype"),
                                 extra_args=self.option("vllm_args"), concurrency=self.option("concurrency"))
             self._server = (case.model, server, engine_package_version(python))
@@ -78,6 +84,15 @@ class Backends:
         return ServerEngine(f"http://127.0.0.1:{server.port}/v1", name="vllm", token_prompts=True,
                             concurrency=self.option("concurrency"),
                             version=version, start=start)
+
+    def lora_on_server(self) -> bool:
+        """Whether the vLLM server generates adapter cases (LoRA): `--bench-vllm-adapters`, auto = with a GPU."""
+        choice = self.option("vllm_adapters")
+        if choice == "auto":
+            import torch
+
+            return torch.cuda.is_available()
+        return choice == "lora"
 
     def close(self) -> None:
         """Stop the managed server, if one runs."""

@@ -95,6 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="beside each case of a JSON task, run it again with its outputs constrained to the task's "
                          "JSON Schema (structured outputs: llguidance on hf, `pip install 'slmbench[structured]'`; "
                          "the server's own on vllm/openai); the rows end in +structured")
+    group.addoption("--bench-vllm-adapters", default="auto", choices=["auto", "lora", "hf"],
+                    help="with --bench-backend vllm, what generates adapter cases: lora (the vLLM server, multi-LoRA), "
+                         "hf (transformers here, PEFT) or auto (default: lora with a GPU, hf without; on CPU vLLM's "
+                         "LoRA took 1.2-1.4x the hf engine's time on adapter cases)")
     group.addoption("--bench-vllm-args", default="", metavar="ARGS",
                     help="more `vllm serve` arguments for --bench-backend vllm, e.g. '--tensor-parallel-size 2'")
     group.addoption("--bench-retime", action="store_true",

@@ -57,7 +57,7 @@ def rows_and_outputs(out, run_dir_glob="*"):
 def test_vllm_serves_the_base_model_and_its_adapter_with_the_hf_engine_outputs(bench, engine_python, smollm2_adapter):
     run, out = bench
     options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
-    served = run(*options, "--bench-backend", "vllm", limit="30", subprocess=True)
+    served = run(*options, "--bench-backend", "vllm", "--bench-vllm-adapters", "lora", limit="30", subprocess=True)
     assert "Traceback" not in served.stdout.str(), served.stdout.str()[-3000:]
     vllm_rows, vllm_outputs = rows_and_outputs(out)
     local = run(*options, limit="30")
