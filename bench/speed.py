@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the plugin imports this module before any case runs: no tor
     from slmbench.prompting import Prompt
     from slmbench.server_engine import ServerEngine
 
-FORMAT = 1  # layout of the key material below; renew it if tokens/s ever changes meaning
+FORMAT = 2  # layout of the key material below; renew it if tokens/s ever changes meaning
 # pytest-benchmark options that only choose what is shown, where saved runs go, or whether benchmark
 # tests run. Every other --benchmark-* option changes how it times (--benchmark-min-rounds, -max-time,
 # -timer, -warmup, -only, -enable ...) or keeps, compares or exports timings (-save, -autosave,
@@ -108,11 +108,10 @@ class CaseSpeed:
         from slmbench.generation import generation_keys
 
         machine = machine_fingerprint(loaded)
-        material = {"kind": "tokens_per_sec", "format": FORMAT, "batch_size": batch_size, "machine": machine,
+        # the outputs' keys hold the hf batch size, or the server's requests in flight (its identity)
+        material = {"kind": "tokens_per_sec", "format": FORMAT, "machine": machine,
                     "outputs": generation_keys(loaded, [loaded.render(p) for p in prompts], decoding, server, schema,
                                                batch_size)}
-        if server is not None:
-            material["concurrency"] = server.concurrency
         key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
         return cls(cache, key, prompts, decoding, batch_size, machine, server, schema)
 
