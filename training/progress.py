@@ -118,4 +118,5 @@ class TrainProgress(ProgressCallback):
             if self.pair:
                 shown["val"] = "-" if self._val_loss is None else f"{self._val_loss:.4f}"
                 shown["job_left"] = format_duration(self.job_seconds_left(state.global_step, state.max_steps))
-            self.training_bar.set_postfix(shown, refresh=False)
+            # redrawn now: a bar that only redraws on tqdm's own schedule may never show it in a short run
+            self.training_bar.set_postfix(shown, refresh=True)
