@@ -65,6 +65,17 @@ def bench(pytester, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def without_engine():
+    """`without_engine(error)` for an EngineMissing: skips the test, or fails it where .ci/run set
+    SLMBENCH_REQUIRE_ENGINES (CI must run the engines suite, not skip it)."""
+    def handle(error):
+        if os.environ.get("SLMBENCH_REQUIRE_ENGINES"):
+            pytest.fail(f"SLMBENCH_REQUIRE_ENGINES is set but {error}", pytrace=False)
+        pytest.skip(str(error))
+    return handle
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny random llama saved as a checkpoint directory (loaded by path, like a real model), and a LoRA
     adapter for it on iris recording the checkpoint's weights hash, as `slmbench train` writes it."""

