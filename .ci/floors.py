@@ -3,7 +3,7 @@
 Used by `tox -e min` (see tox.ini), which installs every declared floor exactly and runs the tests:
 
     python .ci/floors.py DIR      write DIR/floors.txt, `name==floor` for every requirement in
-                                  [project] dependencies and every extra, and DIR/build-floors.txt
+                                  [project] dependencies and every extra but SEPARATE_EXTRAS, and DIR/build-floors.txt
                                   for [build-system] requires (kept apart: torch itself needs a
                                   newer setuptools at run time than our build does)
     python .ci/floors.py --check  exit 1, naming each one, unless every floor in floors.txt is what
@@ -23,16 +23,20 @@ from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 # PEP 508 name, optional [extras], then the version specifiers up to an environment marker.
+# Extras `tox -e min` leaves out: llamacpp builds llama.cpp from source (4 minutes); `make engines` installs it
+SEPARATE_EXTRAS = ("llamacpp",)
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
 
 
 def declared_requirements(pyproject: Path = PYPROJECT, build: bool = False) -> list[str]:
-    """The requirement strings pyproject.toml declares: dependencies then each extra, or the build system's."""
+    """The requirement strings pyproject.toml declares: dependencies then each extra (but SEPARATE_EXTRAS),
+    or the build system's."""
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     if build:
         return list(data["build-system"]["requires"])
     project = data["project"]
-    extras = [req for group in project.get("optional-dependencies", {}).values() for req in group]
+    extras = [req for extra, group in project.get("optional-dependencies", {}).items() for req in group
+              if extra not in SEPARATE_EXTRAS]
     return [*project["dependencies"], *extras]
 
 

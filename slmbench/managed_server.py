@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 from slmbench.errors import SlmbenchError
 from slmbench.paths import cache_root
@@ -149,9 +148,3 @@ class ManagedServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def checked_path(path: Path, what: str) -> Path:
-    """`path` if it exists, else EngineMissing naming it as `what`."""
-    if not Path(path).exists():
-        raise EngineMissing(f"{what} not found: {path}")
-    return Path(path)
