@@ -123,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.llamacpp:
         headers += ["llama.cpp s", "llama.cpp tok/s", "llama.cpp/hf tok/s", "llama.cpp identical", "llama.cpp"]
         for line, r in zip(table, rows):
-            line += ([r["llamacpp_seconds"], r["llamacpp_tok_s"], r["llamacpp_tok_s"] / r["hf_tok_s"] if r["hf_tok_s"] else None,
-                      f"{r['llamacpp_identical']}/{r['n']}", fmt(r["llamacpp_metric"])]
-                     if "llamacpp_tok_s" in r else [None] * 5)
+            if "llamacpp_tok_s" not in r:  # an adapter case: llama.cpp ran the base models only
+                line += [None] * 5
+                continue
+            ratio = r["llamacpp_tok_s"] / r["hf_tok_s"] if r["hf_tok_s"] else None
+            line += [r["llamacpp_seconds"], r["llamacpp_tok_s"], ratio, f"{r['llamacpp_identical']}/{r['n']}",
+                     fmt(r["llamacpp_metric"])]
     totals = {"hf_seconds": sum(r["hf_seconds"] for r in rows), "vllm_seconds": sum(r["vllm_seconds"] for r in rows),
               "server_start_seconds": dict(starts)}
     if args.llamacpp:  # over the base cases, the ones llama.cpp ran
