@@ -3,9 +3,9 @@
 Used by `tox -e min` (see tox.ini), which installs every declared floor exactly and runs the tests:
 
     python .ci/floors.py DIR      write DIR/floors.txt, `name==floor` for every requirement in
-                                  [project] dependencies and every extra but SEPARATE_EXTRAS, and DIR/build-floors.txt
-                                  for [build-system] requires (kept apart: torch itself needs a
-                                  newer setuptools at run time than our build does)
+                                  [project] dependencies and every extra but SEPARATE_EXTRAS, and
+                                  DIR/build-floors.txt for [build-system] requires (kept apart: torch
+                                  itself needs a newer setuptools at run time than our build does)
     python .ci/floors.py --check  exit 1, naming each one, unless every floor in floors.txt is what
                                   is installed
 
@@ -22,9 +22,9 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-# PEP 508 name, optional [extras], then the version specifiers up to an environment marker.
 # Extras `tox -e min` leaves out: llamacpp builds llama.cpp from source (4 minutes); `make engines` installs it
 SEPARATE_EXTRAS = ("llamacpp",)
+# PEP 508 name, optional [extras], then the version specifiers up to an environment marker.
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
 
 

@@ -42,6 +42,7 @@ def identical(a, b) -> int:
 
 
 def metric_value(evaluation, metric: str) -> tuple:
+    """(value, low, high) of `metric`; the interval is (None, None) where it has none."""
     return (evaluation.result.values[metric], *evaluation.result.intervals.get(metric, (None, None)))
 
 
@@ -49,16 +50,15 @@ def compare(loaded, engine, task, samples, batch_size: int) -> tuple[dict, objec
     """hf then vLLM on the same samples: the row, and hf's evaluation (for the llama.cpp pass)."""
     hf = evaluate(loaded, task, samples, batch_size=batch_size, resamples=1000)
     served = evaluate(loaded, task, samples, resamples=1000, server=engine)
-    same = identical(hf, served)
     metric = task.headline
-    value = lambda e: metric_value(e, metric)  # noqa: E731
     return {
         "model": loaded.label, "task": task.name, "n": len(samples), "metric": metric,
         "hf_seconds": hf.run.seconds, "hf_tok_s": hf.run.tokens_per_sec, "hf_tokens": hf.run.generated_tokens,
         "vllm_seconds": served.run.seconds, "vllm_tok_s": served.run.tokens_per_sec,
         "vllm_tokens": served.run.generated_tokens,
         "speedup_wall": hf.run.seconds / served.run.seconds if served.run.seconds else None,
-        "identical": same, "hf_metric": value(hf), "vllm_metric": value(served),
+        "identical": identical(hf, served), "hf_metric": metric_value(hf, metric),
+        "vllm_metric": metric_value(served, metric),
     }, hf
 
 

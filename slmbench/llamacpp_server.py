@@ -1,8 +1,8 @@
 """llama.cpp's OpenAI-compatible server (llama-cpp-python) for an offline model's GGUF, started here.
 
 The outside reference for the engines: it runs the GGUF file itself (4-bit weights, llama.cpp's own
-kernels), where the hf and vllm backends run the checkpoint dequantised from it, so its outputs are
-close to theirs but not the same. slmbench talks to it as to any server (`--bench-backend openai`):
+kernels), where the hf and vllm backends run the checkpoint dequantised from it, so its outputs differ
+from theirs (9 of 580 test-split outputs identical to hf's here): a speed reference, not a stand-in. slmbench talks to it as to any server (`--bench-backend openai`):
 chat API for instruct models, with the chat template stored in the GGUF.
 
 llama-cpp-python builds llama.cpp from source when installed (about 4 minutes on 2 cores):
@@ -31,6 +31,13 @@ def llamacpp_version() -> str:
     return f"llama-cpp-python {version('llama-cpp-python')}"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. a container's share), else all of them."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class LlamaCppServer(ManagedServer):
     """`python -m llama_cpp.server` for one GGUF file, served under `model`; stops on exit.
 
@@ -51,7 +58,7 @@ class LlamaCppServer(ManagedServer):
             raise EngineMissing(f"{model}: no GGUF file at {gguf_path}")
         super().__init__(model, start_timeout)
         self.gguf_path, self.context = Path(gguf_path), context
-        self.threads = threads or len(os.sched_getaffinity(0))
+        self.threads = threads or usable_cores()
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf_path),

@@ -42,6 +42,11 @@ def test_pins_cover_every_declared_requirement_exactly(tmp_path):
     assert (tmp_path / "build-floors.txt").read_text().startswith("setuptools==")
 
 
+def test_the_extras_built_from_source_are_left_out_of_the_pins():
+    names = [floors.floor_of(text)[0] for text in floors.declared_requirements()]
+    assert "llama-cpp-python" not in names and "openai" in names  # llamacpp out, other extras in
+
+
 def test_a_requirement_without_a_floor_is_refused():
     with pytest.raises(SystemExit, match="'torch' must declare exactly one floor"):
         floors.floor_of("torch")
