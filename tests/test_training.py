@@ -21,6 +21,7 @@ from slmbench.registry import MODELS, model_status
 from slmbench.tasks import TASKS
 from slmbench.training.cli import main as training_main
 from slmbench.training.config import TARGET_MODULES, accumulation, make_config, target_modules_for, with_target_modules
+from slmbench.training.compiled import decoder_layers
 from slmbench.training.data import IGNORE, PadCollator, StepSampler, build_examples, encode_example
 from slmbench.training.loss import causal_lm_loss
 from slmbench.adapters import finished_adapters
@@ -221,6 +222,28 @@ def test_completion_only_loss_equals_full_logits_loss(name):
     with torch.no_grad():
         losses = causal_lm_loss(model, batch, completion_only=True), causal_lm_loss(model, batch, completion_only=False)
     torch.testing.assert_close(*losses, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("completion_only", [True, False])
+def test_the_training_forward_builds_no_kv_cache(name, completion_only):
+    """Both models' configs say use_cache=True: a training forward that followed it would hand every decoder
+    layer a KV cache, whose per-layer state made Dynamo recompile each compiled layer until its limit of 8,
+    so the later layers of the offline models trained eager."""
+    from transformers.cache_utils import Cache
+
+    loaded = load_model(name, dtype="float32")
+    assert loaded.model.config.use_cache
+    model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["o_proj"]))
+    seen = []
+    hooks = [layer.register_forward_pre_hook(lambda module, args, kwargs: seen.append([*args, *kwargs.values()]),
+                                             with_kwargs=True) for layer in decoder_layers(model)]
+    batch = PadCollator(loaded.tokenizer.pad_token_id)(build_examples(loaded, TASKS["products"], "val", 512).examples[:2])
+    causal_lm_loss(model, batch, completion_only=completion_only).backward()
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == loaded.model.config.num_hidden_layers
+    assert not any(isinstance(value, Cache) for values in seen for value in values)
 
 
 # --- the recipe end to end

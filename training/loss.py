@@ -37,7 +37,9 @@ def causal_lm_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], compl
     """
     targets = batch["labels"][:, 1:]
     counted = targets != IGNORE  # (batch, seq - 1): position t predicts token t + 1
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    # use_cache=False: a training forward needs no KV cache, and the per-layer cache state it would build
+    # makes Dynamo recompile each compiled decoder layer (training/compiled.py) until its limit of 8
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
     divisor = counted.sum() if num_items is None else num_items
     if not completion_only:
         logits = model(**inputs).logits[:, :-1]
