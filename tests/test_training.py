@@ -11,6 +11,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file
+from transformers.cache_utils import Cache
 
 from slmbench.tasks import core as task_core
 from slmbench.cli import main as slmbench_main
@@ -230,8 +231,6 @@ def test_the_training_forward_builds_no_kv_cache(name, completion_only):
     """Both models' configs say use_cache=True: a training forward that followed it would hand every decoder
     layer a KV cache, whose per-layer state made Dynamo recompile each compiled layer until its limit of 8,
     so the later layers of the offline models trained eager."""
-    from transformers.cache_utils import Cache
-
     loaded = load_model(name, dtype="float32")
     assert loaded.model.config.use_cache
     model = get_peft_model(loaded.model, LoraConfig(r=4, target_modules=["o_proj"]))
